@@ -1,0 +1,146 @@
+"""`tierflow`: apply definitions, trigger collections, inspect batches, tasks and documents."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from cli.output import batch_table, console, documents_table, fail, friendly_errors, print_json
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+batch_app = typer.Typer(no_args_is_help=True, help="Inspect batches.")
+task_app = typer.Typer(no_args_is_help=True, help="Inspect tasks (Prefect flow runs).")
+documents_app = typer.Typer(no_args_is_help=True, help="Read a collection's documents.")
+deployments_app = typer.Typer(no_args_is_help=True, help="Serve tierflow's Prefect deployments.")
+app.add_typer(batch_app, name="batch")
+app.add_typer(task_app, name="task")
+app.add_typer(documents_app, name="documents")
+app.add_typer(deployments_app, name="deployments")
+
+NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")]
+
+
+def _json_option(text: str | None, name: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise fail(f"{name}: not valid JSON ({error.msg} at character {error.pos})") from None
+
+
+@app.command()
+@friendly_errors
+def apply(file: Annotated[Path, typer.Argument(help="A definitions file (YAML).")]) -> None:
+    """Create or update the namespace, buckets and collections of FILE (idempotent)."""
+    from tierflow.definitions import apply_file
+
+    report = apply_file(file)
+    table = Table(title=f"applied {file}", title_justify="left")
+    for column in ("kind", "name", "result"):
+        table.add_column(column)
+    for kind, name, action in report.actions:
+        table.add_row(kind, name, action)
+    console.print(table)
+
+
+@app.command()
+@friendly_errors
+def trigger(
+    collection: Annotated[str, typer.Argument(help="Collection id or name.")],
+    namespace: NamespaceOption,
+    include_bucket: Annotated[list[str] | None, typer.Option(help="Only this source bucket (repeatable).")] = None,
+    include_collection: Annotated[list[str] | None, typer.Option(help="Only this source collection (repeatable).")] = None,
+    object_id: Annotated[list[str] | None, typer.Option(help="Only this object (repeatable).")] = None,
+    filter_json: Annotated[str | None, typer.Option("--filter", help="source_filters as JSON (a LogicalOperator).")] = None,
+) -> None:
+    """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
+    from flows.trigger import trigger_collection
+    from tierflow.batches import batch_view
+    from tierflow.models.trigger import TriggerRequest
+    from tierflow.planning import validate_trigger
+
+    request = TriggerRequest(
+        include_buckets=include_bucket, include_collections=include_collection,
+        object_ids=object_id, source_filters=_json_option(filter_json, "--filter"),
+    )
+    validate_trigger(namespace=namespace, collection=collection, request=request)
+    response = asyncio.run(trigger_collection(namespace, collection, request))
+    print_json(response)
+    console.print(batch_table(batch_view(response["batch_id"])))
+
+
+@batch_app.command("show")
+@friendly_errors
+def batch_show(batch_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show a batch: status, per-tier counters and task ids, failed inputs."""
+    from tierflow.batches import batch_view
+
+    view = batch_view(batch_id)
+    if as_json:
+        print_json(view)
+        return
+    console.print(batch_table(view))
+    for failure in view["failed_inputs"][:20]:
+        console.print(f"failed {failure['input_id']} (tier {failure['tier_num']}): {(failure['error'] or {}).get('message')}")
+
+
+@task_app.command("show")
+@friendly_errors
+def task_show(task_id: str) -> None:
+    """Show a task: the Prefect flow run's status with its batch."""
+    from deployments.runs import read_task
+
+    print_json(asyncio.run(read_task(task_id)))
+
+
+@documents_app.command("list")
+@friendly_errors
+def documents_list(
+    collection: str,
+    namespace: NamespaceOption,
+    filter_json: Annotated[str | None, typer.Option("--filter", help="A LogicalOperator as JSON.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List a collection's documents (filtered in the catalog)."""
+    from tierflow.browse import list_collection_documents
+
+    page = list_collection_documents(
+        namespace=namespace, collection=collection, filters=_json_option(filter_json, "--filter"),
+        limit=limit, offset=offset,
+    )
+    if as_json:
+        print_json(page)
+        return
+    console.print(documents_table(f"{collection}: {page['pagination']['total']} document(s)", page["results"]))
+
+
+@deployments_app.command("serve")
+def deployments_serve(
+    namespace: Annotated[str, typer.Option(help="Namespace of the scheduled deployment.")] = "quickstart",
+    collection: Annotated[str, typer.Option(help="Collection of the scheduled deployment.")] = "paragraphs",
+    cron: Annotated[str, typer.Option(help="Schedule of the scheduled deployment.")] = "*/15 * * * *",
+) -> None:
+    """Serve the trigger deployment (manual and API runs) and a cron deployment for new objects."""
+    from deployments.serve import serve_deployments
+
+    serve_deployments(namespace=namespace, collection=collection, cron=cron)
+
+
+@app.command()
+@friendly_errors
+def demo(
+    definitions: Annotated[Path, typer.Option(help="Definitions to apply.")] = Path("examples/quickstart.yaml"),
+    data: Annotated[Path, typer.Option(help="Folder of sample files to upload.")] = Path("examples/data"),
+) -> None:
+    """Run the quickstart on embedded defaults: local S3 (moto), SQLite, Prefect's local API."""
+    from cli.demo import run_demo
+
+    run_demo(definitions=definitions, data=data)

@@ -1,0 +1,80 @@
+"""Printing for the CLI: tables for batches and documents, one error line for failures."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError as PydanticValidationError
+from rich.console import Console
+from rich.table import Table
+
+from tierflow.errors import TierflowError
+
+# Wide enough for ids and task ids when the output is not a terminal (make demo, CI logs).
+console = Console(width=None if Console().is_terminal else 160)
+errors = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` to stderr and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    return typer.Exit(code=1)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn tierflow's errors (and pydantic's) into one message and exit code 1, no traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TierflowError as error:
+            raise fail(error.message) from None
+        except PydanticValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors()
+            )
+            raise fail(problems) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_json(value: Any) -> None:
+    console.print_json(json.dumps(value, default=str))
+
+
+def batch_table(view: dict[str, Any]) -> Table:
+    """Per-tier counters and task ids of a batch."""
+    table = Table(title=f"batch {view['batch_id']}: {view['status']}", title_justify="left")
+    for column in ("tier", "collections", "status", "inputs", "ok", "failed", "docs", "ms", "task id (flow run)"):
+        table.add_column(column)
+    for t in view["tier_tasks"]:
+        table.add_row(
+            str(t["tier_num"]), ", ".join(t["collection_ids"]), t["status"],
+            str(t["documents_submitted_to_engine"]), str(t["inputs_succeeded"]), str(t["inputs_failed"]),
+            str(t["documents_written"]), str(t["duration_ms"] or ""), t["task_id"] or "",
+        )
+    return table
+
+
+def documents_table(title: str, documents: list[dict[str, Any]], fields: int = 4) -> Table:
+    """A few documents, with their id, a few fields and their lineage path."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("document_id")
+    table.add_column("fields")
+    table.add_column("lineage path")
+    for doc in documents:
+        shown = {k: v for k, v in doc.items() if k not in ("document_id", "collection_id", "_internal")}
+        text = ", ".join(f"{k}={_short(v)}" for k, v in list(shown.items())[:fields])
+        table.add_row(doc["document_id"], text, doc["_internal"]["lineage"]["path"])
+    return table
+
+
+def _short(value: Any, limit: int = 48) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

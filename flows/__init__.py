@@ -1,0 +1,1 @@
+"""Prefect flows: the trigger (entry point) and one tier. Orchestration only; the work is in the core."""

@@ -1,0 +1,63 @@
+"""`trigger-collection`: the entry flow. Its flow run id is the batch's `task_id`.
+
+Plans the batch (checking the request against the collection), discovers new or changed objects
+in the root's buckets, selects the root's inputs, runs every tier of the DAG below the collection
+as a `process-tier` subflow in order, then closes the batch and publishes a summary artifact.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import acreate_markdown_artifact
+from prefect.futures import wait
+from prefect.runtime import flow_run
+
+from flows.tier import process_tier
+from tasks.batches import finish_batch, plan_batch, select_inputs
+from tasks.discovery import discover_bucket
+from tierflow.batches import batch_view
+from tierflow.summary import batch_markdown
+from tierflow.models.trigger import TriggerRequest
+
+
+@flow(name="trigger-collection", flow_run_name="trigger-{collection}", validate_parameters=True)
+async def trigger_collection(
+    namespace: str,
+    collection: str,
+    request: TriggerRequest | None = None,
+) -> dict[str, Any]:
+    """Process a collection and every collection downstream of it.
+
+    Discovers the objects (or upstream documents) the collection reads, applies the filters,
+    creates a batch and runs each tier of the DAG as a subflow. Returns the
+    TriggerCollectionResponse; the batch (`tierflow batch show`) holds per-tier counters.
+    """
+    logger = get_run_logger()
+    request = request or TriggerRequest()
+    task_id = flow_run.id
+    plan = plan_batch(namespace, collection, request, task_id)
+    logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
+    try:
+        if plan.source_type == "bucket":
+            discoveries = [discover_bucket.submit(b) for b in plan.source_bucket_ids]
+            wait(discoveries)
+            for discovery in discoveries:
+                discovery.result()
+        select_inputs(plan.batch_id, 0)
+        parent = task_id
+        for tier_num in range(len(plan.tiers)):
+            tier = await process_tier(plan.batch_id, tier_num, parent)
+            parent = tier["task_id"]
+    except BaseException as error:
+        finish_batch(plan.batch_id, failure=str(error) or type(error).__name__)
+        raise
+    response = finish_batch(plan.batch_id)
+    await acreate_markdown_artifact(
+        markdown=batch_markdown(batch_view(plan.batch_id)),
+        key=f"batch-{plan.batch_id.replace('_', '-')}",
+        description=f"Batch {plan.batch_id}",
+    )
+    logger.info(response.message)
+    return response.model_dump(mode="json")

@@ -1,0 +1,60 @@
+"""Shared fixtures: one Prefect test server for the session, a fresh catalog and S3 per test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+from tierflow.catalog.engine import dispose_engines  # noqa: E402
+from tierflow.settings import get_settings  # noqa: E402
+from tierflow.storage import s3_client  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for the whole session, heartbeats off."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture
+def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh SQLite catalog for the test; yields its URL."""
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    monkeypatch.setenv("TIERFLOW_DATABASE_URL", url)
+    monkeypatch.delenv("TIERFLOW_S3_ENDPOINT_URL", raising=False)
+    get_settings.cache_clear()
+    yield url
+    dispose_engines()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def s3(catalog: str) -> Iterator[object]:
+    """Moto's in-process S3 with an empty `tierflow-test` bucket."""
+    with mock_aws():
+        s3_client.cache_clear()
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="tierflow-test")
+        yield client
+        s3_client.cache_clear()
+
+
+@pytest.fixture
+def flows(prefect_harness: None, s3: object) -> object:
+    """Everything a flow test needs: Prefect API, catalog and S3."""
+    return s3

@@ -1,0 +1,184 @@
+"""A batch's life: start, per-tier accounting, finish, and the contract's view of it.
+
+Tier counters come from the per-input ledger, not from what tasks reported, so they hold even
+when a task died: every selected input is succeeded, failed or skipped, and a tier whose inputs do
+not balance is marked FAILED with the reason instead of passing for COMPLETED.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+
+from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.schema import batch_inputs
+from tierflow.models.status import Status
+from tierflow.models.trigger import TriggerCollectionResponse
+from tierflow.settings import get_settings
+from tierflow.timestamps import now_text
+
+_MAX_ERRORS_KEPT = 100
+
+
+def _url() -> str:
+    return get_settings().database_url
+
+
+def mark_batch(batch_id: str, status: Status, **values: Any) -> None:
+    with open_session(_url()) as session:
+        catalog_batches.update_batch(session, batch_id=batch_id, status=status.value, **values)
+
+
+def start_tier(*, batch_id: str, tier_num: int, task_id: str | None, parent_task_id: str | None) -> None:
+    """Record that a tier began, with its flow run id and the run it follows."""
+    with open_session(_url()) as session:
+        catalog_batches.update_tier(
+            session, batch_id=batch_id, tier_num=tier_num, status=Status.IN_PROGRESS.value,
+            task_id=task_id, parent_task_id=parent_task_id, started_at=now_text(),
+        )
+        catalog_batches.update_batch(session, batch_id=batch_id, current_tier=tier_num,
+                                     status=Status.IN_PROGRESS.value)
+
+
+def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any]) -> None:
+    """Mark inputs whose whole chunk failed (after retries) so nothing goes unaccounted."""
+    with open_session(_url()) as session:
+        session.execute(
+            update(batch_inputs)
+            .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
+                   batch_inputs.c.input_id.in_(input_ids), batch_inputs.c.status == Status.PENDING.value)
+            .values(status=Status.FAILED.value, error=error, updated_at=now_text())
+        )
+
+
+def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
+    """Close a tier: counters and status from the ledger; returns the tier's record."""
+    with open_session(_url()) as session:
+        counts = catalog_batches.input_counts(session, batch_id=batch_id, tier_num=tier_num)
+        tier = next(t for t in catalog_batches.get_tiers(session, batch_id=batch_id) if t["tier_num"] == tier_num)
+        succeeded = counts.get(Status.COMPLETED.value, {}).get("inputs", 0)
+        failed = counts.get(Status.FAILED.value, {}).get("inputs", 0)
+        skipped = counts.get(Status.SKIPPED.value, {}).get("inputs", 0)
+        total = sum(c["inputs"] for c in counts.values())
+        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, limit=_MAX_ERRORS_KEPT)
+        errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures if f["tier_num"] == tier_num]
+        summary = dict(Counter(e.get("category", "runtime") for e in errors))
+        unaccounted = total - succeeded - failed - skipped
+        if unaccounted:
+            status = Status.FAILED
+            summary["unaccounted"] = unaccounted
+        elif failed and not succeeded and not skipped:
+            status = Status.FAILED
+        elif failed:
+            status = Status.COMPLETED_WITH_ERRORS
+        else:
+            status = Status.COMPLETED
+        now = now_text()
+        started = tier["started_at"] or now
+        values = {
+            "status": status.value, "completed_at": now,
+            "duration_ms": _milliseconds_between(started, now),
+            "documents_submitted_to_engine": total,
+            "documents_written": sum(c["documents"] for c in counts.values()),
+            "inputs_succeeded": succeeded, "inputs_failed": failed, "inputs_skipped": skipped,
+            "errors": errors, "error_summary": summary or None,
+        }
+        catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier_num, **values)
+        return {**tier, **values}
+
+
+def _milliseconds_between(start: str, end: str) -> int:
+    return int((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
+
+
+def finish_batch(*, batch_id: str, failure: str | None = None) -> TriggerCollectionResponse:
+    """Close a batch: status from its tiers (or FAILED with `failure`), totals, summary."""
+    with open_session(_url()) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
+        statuses = {t["status"] for t in tiers}
+        failed = sum(t["inputs_failed"] for t in tiers)
+        summary: Counter[str] = Counter()
+        for t in tiers:
+            summary.update(t["error_summary"] or {})
+        anything_done = any(t["inputs_succeeded"] for t in tiers)
+        if failure or (Status.FAILED.value in statuses and not anything_done):
+            status = Status.FAILED
+        elif statuses & {Status.FAILED.value, Status.COMPLETED_WITH_ERRORS.value}:
+            status = Status.COMPLETED_WITH_ERRORS
+        else:
+            status = Status.COMPLETED
+        if failure:
+            summary["flow"] = summary.get("flow", 0) + 1
+        documents = sum(t["documents_written"] for t in tiers)
+        catalog_batches.update_batch(
+            session, batch_id=batch_id, status=status.value, failed_object_count=failed,
+            error_summary={**summary, **({"message": failure} if failure else {})} or None,
+            document_count=documents,
+        )
+        batch.update(status=status.value, document_count=documents)
+    return response_for(batch)
+
+
+def response_for(batch: dict[str, Any]) -> TriggerCollectionResponse:
+    """The TriggerCollectionResponse of a batch row."""
+    counts = f"{batch.get('object_count') or 0} inputs"
+    return TriggerCollectionResponse(
+        batch_id=batch["batch_id"], task_id=batch["task_id"] or "",
+        collection_id=batch["collection_id"], total_tiers=batch["total_tiers"],
+        message=f"batch {batch['batch_id']} {batch['status']}: {counts} across {batch['total_tiers']} tier(s)",
+        source_bucket_ids=batch["source_bucket_ids"] or None,
+        source_collection_ids=batch["source_collection_ids"] or None,
+        object_count=batch.get("object_count"), document_count=batch.get("document_count"),
+    )
+
+
+def batch_view(batch_id: str) -> dict[str, Any]:
+    """The contract's batch object (`GET /v1/batches/{id}`)."""
+    with open_session(_url()) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
+        failures = catalog_batches.failed_inputs(session, batch_id=batch_id)
+    tier_tasks = [{
+        "tier_num": t["tier_num"], "task_id": t["task_id"], "status": t["status"],
+        "collection_ids": t["collection_ids"], "source_type": t["source_type"],
+        "source_collection_ids": t["source_collection_ids"], "parent_task_id": t["parent_task_id"],
+        "started_at": t["started_at"], "completed_at": t["completed_at"], "duration_ms": t["duration_ms"],
+        "errors": t["errors"], "error_summary": t["error_summary"],
+        "source_documents_fetched": t["source_documents_fetched"],
+        "documents_after_source_filter": t["documents_after_source_filter"],
+        "documents_submitted_to_engine": t["documents_submitted_to_engine"],
+        "documents_written": t["documents_written"],
+        "inputs_succeeded": t["inputs_succeeded"], "inputs_failed": t["inputs_failed"],
+        "inputs_skipped": t["inputs_skipped"],
+    } for t in tiers]
+    return {
+        "batch_id": batch["batch_id"], "namespace_id": batch["namespace_id"],
+        "bucket_id": (batch["source_bucket_ids"] or [None])[0],
+        "collection_ids": batch["collection_ids"], "status": batch["status"],
+        "object_ids": batch["request"].get("object_ids"), "task_id": batch["task_id"],
+        "current_tier": batch["current_tier"], "total_tiers": batch["total_tiers"],
+        "dag_tiers": batch["dag_tiers"], "tier_tasks": tier_tasks,
+        "error_summary": batch["error_summary"], "failed_object_count": batch["failed_object_count"],
+        "failed_inputs": failures,
+        "object_count": batch["object_count"], "document_count": batch["document_count"],
+        "created_at": batch["created_at"], "updated_at": batch["updated_at"],
+    }
+
+
+def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
+    """(collection id, input ids) for every chunk of a tier's pending inputs."""
+    settings = get_settings()
+    with open_session(settings.database_url) as session:
+        members = catalog_batches.get_batch(session, batch_id=batch_id)["dag_tiers"][tier_num]
+    return [
+        (collection_id, ids)
+        for collection_id in members
+        for ids in catalog_batches.iter_input_chunks(
+            settings.database_url, batch_id=batch_id, collection_id=collection_id, size=settings.chunk_size
+        )
+    ]

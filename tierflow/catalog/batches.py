@@ -1,0 +1,145 @@
+"""Batches in the catalog: the batch row, its tier tasks, and the per-input manifest/ledger.
+
+The manifest (which inputs a collection processes in a batch) is built with INSERT … SELECT, so
+no input list ever passes through Python or through Prefect parameters; the same rows then record
+each input's outcome, committed together with the documents of its chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.schema import batch_inputs, batches, tier_tasks
+from tierflow.errors import NotFoundError
+from tierflow.models.status import Status
+from tierflow.timestamps import now_text
+
+
+def create_batch(session: Session, *, batch: dict[str, Any], tiers: Sequence[dict[str, Any]]) -> None:
+    """Insert a batch and one tier-task row per tier."""
+    now = now_text()
+    session.execute(insert(batches).values(**batch, created_at=now, updated_at=now))
+    session.execute(insert(tier_tasks), [{**t, "batch_id": batch["batch_id"]} for t in tiers])
+
+
+def update_batch(session: Session, *, batch_id: str, **values: Any) -> None:
+    session.execute(update(batches).where(batches.c.batch_id == batch_id).values(**values, updated_at=now_text()))
+
+
+def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any) -> None:
+    session.execute(
+        update(tier_tasks)
+        .where(tier_tasks.c.batch_id == batch_id, tier_tasks.c.tier_num == tier_num)
+        .values(**values)
+    )
+
+
+def get_batch(session: Session, *, batch_id: str) -> dict[str, Any]:
+    row = session.execute(select(batches).where(batches.c.batch_id == batch_id)).mappings().first()
+    if row is None:
+        raise NotFoundError("batch", batch_id)
+    return dict(row)
+
+
+def get_tiers(session: Session, *, batch_id: str) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(tier_tasks).where(tier_tasks.c.batch_id == batch_id).order_by(tier_tasks.c.tier_num)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def add_inputs(
+    session: Session, *, batch_id: str, collection_id: str, tier_num: int, ids: Select[Any]
+) -> int:
+    """Add to the manifest every id the `ids` query yields; return how many were added."""
+    now = now_text()
+    source = ids.add_columns(
+        bindparam("b", batch_id), bindparam("c", collection_id), bindparam("t", tier_num),
+        bindparam("s", Status.PENDING.value), bindparam("w", 0), bindparam("u", now),
+    )
+    columns = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
+    result = session.execute(insert(batch_inputs).from_select(columns, source))
+    return int(result.rowcount or 0)
+
+
+def iter_input_chunks(
+    database_url: str, *, batch_id: str, collection_id: str, size: int, status: str = Status.PENDING.value
+) -> Iterator[list[str]]:
+    """The manifest's input ids in chunks of `size`, read page by page (keyset pagination)."""
+    after = ""
+    while True:
+        with open_session(database_url) as session:
+            ids = list(session.execute(
+                select(batch_inputs.c.input_id).where(
+                    batch_inputs.c.batch_id == batch_id,
+                    batch_inputs.c.collection_id == collection_id,
+                    batch_inputs.c.status == status,
+                    batch_inputs.c.input_id > after,
+                ).order_by(batch_inputs.c.input_id).limit(size)
+            ).scalars())
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
+
+
+def record_results(session: Session, *, batch_id: str, collection_id: str, results: Sequence[dict[str, Any]]) -> None:
+    """Write each input's outcome (`input_id`, `status`, `documents_written`, `error`)."""
+    if not results:
+        return
+    now = now_text()
+    statement = (
+        update(batch_inputs)
+        .where(
+            batch_inputs.c.batch_id == batch_id,
+            batch_inputs.c.collection_id == collection_id,
+            batch_inputs.c.input_id == bindparam("r_input_id"),
+        )
+        .values(
+            status=bindparam("r_status"),
+            documents_written=bindparam("r_written"),
+            error=bindparam("r_error"),
+            updated_at=now,
+        )
+    )
+    session.connection().execute(statement, [
+        {"r_input_id": r["input_id"], "r_status": r["status"], "r_written": r["documents_written"],
+         "r_error": r.get("error")}
+        for r in results
+    ])
+
+
+def input_counts(session: Session, *, batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
+    """Per status: how many inputs and how many documents written, for one tier."""
+    rows = session.execute(
+        select(batch_inputs.c.status, func.count(), func.coalesce(func.sum(batch_inputs.c.documents_written), 0))
+        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.tier_num == tier_num)
+        .group_by(batch_inputs.c.status)
+    )
+    return {status: {"inputs": int(n), "documents": int(docs)} for status, n, docs in rows}
+
+
+def failed_inputs(session: Session, *, batch_id: str, limit: int = 100) -> list[dict[str, Any]]:
+    """The failed inputs of a batch with their errors (most useful first: by tier)."""
+    rows = session.execute(
+        select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error)
+        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.status == Status.FAILED.value)
+        .order_by(batch_inputs.c.tier_num, batch_inputs.c.input_id).limit(limit)
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:
+    """(batch, tier number) of a task id: the trigger's run (tier None) or a tier's run."""
+    batch = session.execute(select(batches).where(batches.c.task_id == task_id)).mappings().first()
+    if batch is not None:
+        return dict(batch), None
+    tier = session.execute(select(tier_tasks).where(tier_tasks.c.task_id == task_id)).mappings().first()
+    if tier is None:
+        return None
+    return get_batch(session, batch_id=tier["batch_id"]), int(tier["tier_num"])

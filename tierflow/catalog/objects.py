@@ -1,0 +1,50 @@
+"""Objects in the catalog: registering what discovery found, reading, and status updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tierflow.catalog.records import object_record
+from tierflow.catalog.schema import objects
+from tierflow.catalog.upsert import upsert_rows
+from tierflow.timestamps import now_text
+
+_REGISTER_UPDATE = (
+    "key", "key_prefix", "size_bytes", "etag", "content_type", "last_modified",
+    "metadata", "blobs", "status", "updated_at",
+)
+
+
+def known_etags(session: Session, *, object_ids: Sequence[str]) -> dict[str, str | None]:
+    """The stored etag of each of these objects that the catalog already has."""
+    rows = session.execute(
+        select(objects.c.object_id, objects.c.etag).where(objects.c.object_id.in_(list(object_ids)))
+    )
+    return {object_id: etag for object_id, etag in rows}
+
+
+def register_objects(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert new objects and overwrite changed ones (one statement per call)."""
+    upsert_rows(session, objects, rows, keys=["object_id"], update=_REGISTER_UPDATE)
+
+
+def get_objects(session: Session, *, object_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Object records by id (missing ids are simply absent)."""
+    rows = session.execute(select(objects).where(objects.c.object_id.in_(list(object_ids)))).mappings()
+    return {r["object_id"]: object_record(r) for r in rows}
+
+
+def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
+    """Record how each object's latest processing went."""
+    now = now_text()
+    by_status: dict[str, list[str]] = {}
+    for object_id, status in statuses.items():
+        by_status.setdefault(status, []).append(object_id)
+    for status, ids in by_status.items():
+        session.execute(
+            update(objects).where(objects.c.object_id.in_(ids)).values(status=status, updated_at=now)
+        )

@@ -1,0 +1,171 @@
+"""The catalog's tables (SQLAlchemy Core).
+
+Timestamps are stored as canonical UTC text (see `tierflow.timestamps`) so that filters compare
+them the same way in SQL and in Python. JSON columns are JSONB on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+Stamp = String(40)
+
+metadata = MetaData()
+
+
+def _stamps() -> list[Column]:
+    return [Column("created_at", Stamp, nullable=False), Column("updated_at", Stamp, nullable=False)]
+
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("namespace_id", String(64), primary_key=True),
+    Column("namespace_name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    *_stamps(),
+)
+
+buckets = Table(
+    "buckets",
+    metadata,
+    Column("bucket_id", String(64), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.namespace_id", ondelete="CASCADE"), nullable=False),
+    Column("bucket_name", String(255), nullable=False),
+    Column("description", Text),
+    Column("bucket_schema", JsonType, nullable=False),
+    Column("unique_key", JsonType),
+    Column("metadata", JsonType, nullable=False),
+    Column("storage", JsonType),
+    *_stamps(),
+    UniqueConstraint("namespace_id", "bucket_name"),
+)
+
+objects = Table(
+    "objects",
+    metadata,
+    Column("object_id", String(64), primary_key=True),
+    Column("bucket_id", ForeignKey("buckets.bucket_id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_id", String(64), nullable=False),
+    Column("key", Text),
+    Column("key_prefix", Text),
+    Column("size_bytes", BigInteger),
+    Column("etag", String(128)),
+    Column("content_type", String(255)),
+    Column("last_modified", Stamp),
+    Column("metadata", JsonType, nullable=False),
+    Column("blobs", JsonType, nullable=False),
+    Column("status", String(32), nullable=False),
+    *_stamps(),
+    Index("ix_objects_bucket_status", "bucket_id", "status"),
+    Index("ix_objects_bucket_key", "bucket_id", "key"),
+)
+
+collections = Table(
+    "collections",
+    metadata,
+    Column("collection_id", String(64), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.namespace_id", ondelete="CASCADE"), nullable=False),
+    Column("collection_name", String(255), nullable=False),
+    Column("description", Text),
+    Column("source", JsonType, nullable=False),
+    Column("feature_extractor", JsonType, nullable=False),
+    Column("output_schema", JsonType, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("metadata", JsonType, nullable=False),
+    *_stamps(),
+    UniqueConstraint("namespace_id", "collection_name"),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("document_id", String(64), primary_key=True),
+    Column("collection_id", ForeignKey("collections.collection_id", ondelete="CASCADE"), nullable=False),
+    Column("namespace_id", String(64), nullable=False),
+    Column("batch_id", String(64)),
+    Column("root_object_id", String(64)),
+    Column("source_id", String(64), nullable=False),
+    Column("fields", JsonType, nullable=False),
+    Column("lineage", JsonType, nullable=False),
+    *_stamps(),
+    Index("ix_documents_collection_batch", "collection_id", "batch_id"),
+    Index("ix_documents_source", "collection_id", "source_id"),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("namespace_id", String(64), nullable=False, index=True),
+    Column("collection_id", String(64), nullable=False),
+    Column("collection_ids", JsonType, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("task_id", String(64)),
+    Column("request", JsonType, nullable=False),
+    Column("source_bucket_ids", JsonType, nullable=False),
+    Column("source_collection_ids", JsonType, nullable=False),
+    Column("current_tier", Integer),
+    Column("total_tiers", Integer, nullable=False),
+    Column("dag_tiers", JsonType, nullable=False),
+    Column("object_count", Integer),
+    Column("document_count", Integer),
+    Column("failed_object_count", Integer, nullable=False, default=0),
+    Column("error_summary", JsonType),
+    *_stamps(),
+)
+
+tier_tasks = Table(
+    "tier_tasks",
+    metadata,
+    Column("batch_id", ForeignKey("batches.batch_id", ondelete="CASCADE"), primary_key=True),
+    Column("tier_num", Integer, primary_key=True),
+    Column("task_id", String(64)),
+    Column("parent_task_id", String(64)),
+    Column("status", String(32), nullable=False),
+    Column("collection_ids", JsonType, nullable=False),
+    Column("source_type", String(16), nullable=False),
+    Column("source_collection_ids", JsonType, nullable=False),
+    Column("started_at", Stamp),
+    Column("completed_at", Stamp),
+    Column("duration_ms", Integer),
+    Column("errors", JsonType, nullable=False),
+    Column("error_summary", JsonType),
+    Column("source_documents_fetched", Integer, nullable=False, default=0),
+    Column("documents_after_source_filter", Integer, nullable=False, default=0),
+    Column("documents_submitted_to_engine", Integer, nullable=False, default=0),
+    Column("documents_written", Integer, nullable=False, default=0),
+    Column("inputs_succeeded", Integer, nullable=False, default=0),
+    Column("inputs_failed", Integer, nullable=False, default=0),
+    Column("inputs_skipped", Integer, nullable=False, default=0),
+)
+
+# The batch manifest and per-input ledger: one row per (batch, collection, input).
+batch_inputs = Table(
+    "batch_inputs",
+    metadata,
+    Column("batch_id", ForeignKey("batches.batch_id", ondelete="CASCADE"), primary_key=True),
+    Column("collection_id", String(64), primary_key=True),
+    Column("input_id", String(64), primary_key=True),
+    Column("tier_num", Integer, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("documents_written", Integer, nullable=False, default=0),
+    Column("error", JsonType),
+    Column("updated_at", Stamp, nullable=False),
+    Index("ix_batch_inputs_status", "batch_id", "collection_id", "status"),
+)

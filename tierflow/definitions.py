@@ -1,0 +1,177 @@
+"""Defining buckets and collections, from a YAML file (`tierflow apply`) or from the API.
+
+A file is applied in one transaction: either every entry is in the catalog afterwards or none
+changed. Applying the same file again changes nothing. Every mistake is reported with the file,
+the entry and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy.orm import Session
+
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.dag import find_cycle
+from tierflow.errors import BadRequestError, NotFoundError, TierflowError, ValidationError
+from tierflow.extractors import check_parameters, get_extractor
+from tierflow.models.definitions import BucketSpec, CollectionSpec
+from tierflow.settings import get_settings
+
+
+class DefinitionsFile(BaseModel):
+    """The layout of a definitions file: one namespace, its buckets and collections."""
+
+    model_config = ConfigDict(extra="forbid")
+    namespace: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+    description: str | None = None
+    buckets: list[dict[str, Any]] = Field(default_factory=list)
+    collections: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DefinitionError(TierflowError):
+    """A definitions file has a mistake; the message names the file, the entry and the field."""
+
+    status = 400
+    type_name = "BadRequestError"
+
+
+@dataclass
+class ApplyReport:
+    """What applying a file did, entry by entry (`created`, `updated` or `unchanged`)."""
+
+    namespace_id: str = ""
+    actions: list[tuple[str, str, str]] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return any(action != "unchanged" for _, _, action in self.actions)
+
+
+def _pydantic_errors(error: PydanticValidationError) -> list[dict[str, Any]]:
+    return [{"type": e["type"], "location": list(e["loc"]), "message": e["msg"]} for e in error.errors()]
+
+
+def define_bucket(session: Session, *, namespace_id: str, spec: BucketSpec) -> tuple[dict[str, Any], bool]:
+    """Create or update a bucket from its spec."""
+    return resources.put_bucket(session, namespace_id=namespace_id, values=spec.model_dump(mode="json"))
+
+
+def define_collection(session: Session, *, namespace_id: str, spec: CollectionSpec) -> tuple[dict[str, Any], bool]:
+    """Create or update a collection: resolve its sources, check its extractor, refuse cycles."""
+    source = spec.source.model_dump(mode="json", exclude_none=True)
+    source.pop("collection_id", None)
+    ids = []
+    for identifier in spec.source.ids:
+        if spec.source.type == "bucket":
+            ids.append(resources.get_bucket(session, namespace_id=namespace_id, identifier=identifier)["bucket_id"])
+        else:
+            ids.append(resources.get_collection(session, namespace_id=namespace_id, identifier=identifier)["collection_id"])
+    source["bucket_ids" if spec.source.type == "bucket" else "collection_ids"] = ids
+    extractor_spec = spec.feature_extractor
+    extractor = get_extractor(extractor_spec.feature_extractor_name, extractor_spec.version)
+    check_parameters(extractor, extractor_spec.parameters)
+    output_schema = {"properties": {
+        **extractor.output_schema(),
+        **{(p.target_path or p.source_path.rsplit(".", 1)[-1]): {"description": f"copied from {p.source_path}"}
+           for p in extractor_spec.field_passthrough},
+    }}
+    values = {
+        "collection_name": spec.collection_name, "description": spec.description, "source": source,
+        "feature_extractor": extractor_spec.model_dump(mode="json"), "output_schema": output_schema,
+        "enabled": spec.enabled, "metadata": spec.metadata,
+    }
+    existing = resources.list_collections(session, namespace_id=namespace_id)
+    candidate = {"collection_id": "(new)", **values}
+    for row in existing:
+        if row["collection_name"] == spec.collection_name:
+            candidate["collection_id"] = row["collection_id"]
+    graph = [r for r in existing if r["collection_id"] != candidate["collection_id"]] + [candidate]
+    if cycle := find_cycle(graph):
+        names = {r["collection_id"]: r["collection_name"] for r in graph}
+        raise BadRequestError(
+            "source: this would make a cycle: " + " -> ".join(names.get(c, c) for c in cycle),
+            details={"field": "source"},
+        )
+    return resources.put_collection(session, namespace_id=namespace_id, values=values)
+
+
+def _ordered(collections: list[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:
+    """File entries with collections sourced from other entries placed after those."""
+    names = {c.get("collection_name"): i for i, c in enumerate(collections)}
+    done: set[int] = set()
+
+    def visit(i: int, trail: tuple[int, ...]) -> Iterable[tuple[int, dict[str, Any]]]:
+        if i in done or i in trail:
+            return
+        source = collections[i].get("source") or {}
+        refs = list(source.get("collection_ids") or []) + ([source["collection_id"]] if source.get("collection_id") else [])
+        for ref in refs:
+            if ref in names:
+                yield from visit(names[ref], (*trail, i))
+        done.add(i)
+        yield i, collections[i]
+
+    for i in range(len(collections)):
+        yield from visit(i, ())
+
+
+def _entry_error(path: Path, entry: str, error: TierflowError) -> DefinitionError:
+    if isinstance(error, ValidationError):
+        detail = error.message
+    elif isinstance(error, NotFoundError):
+        detail = f"source: {error.message}"
+    else:
+        detail = error.message
+    return DefinitionError(f"{path}: {entry}: {detail}", details={"file": str(path), "entry": entry})
+
+
+def apply_file(path: str | Path) -> ApplyReport:
+    """Apply a definitions file; raise DefinitionError naming the file, entry and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise DefinitionError(f"{path}: cannot read the file ({error.strerror})") from error
+    except yaml.YAMLError as error:
+        raise DefinitionError(f"{path}: not valid YAML ({error})") from error
+    try:
+        document = DefinitionsFile.model_validate(raw if raw is not None else {})
+    except PydanticValidationError as error:
+        raise _entry_error(path, "file", ValidationError(_pydantic_errors(error))) from error
+    report = ApplyReport()
+    with open_session(get_settings().database_url) as session:
+        ns, changed = resources.put_namespace(session, name=document.namespace, description=document.description)
+        report.namespace_id = ns["namespace_id"]
+        report.actions.append(("namespace", document.namespace, _action(changed, ns)))
+        for i, entry in enumerate(document.buckets):
+            label = f"buckets[{i}] ({entry.get('bucket_name', '?')})"
+            try:
+                row, changed = define_bucket(session, namespace_id=ns["namespace_id"], spec=BucketSpec.model_validate(entry))
+            except PydanticValidationError as error:
+                raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
+            report.actions.append(("bucket", row["bucket_name"], _action(changed, row)))
+        for i, entry in _ordered(document.collections):
+            label = f"collections[{i}] ({entry.get('collection_name', '?')})"
+            try:
+                spec = CollectionSpec.model_validate(entry)
+                row, changed = define_collection(session, namespace_id=ns["namespace_id"], spec=spec)
+            except PydanticValidationError as error:
+                raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
+            except TierflowError as error:
+                raise _entry_error(path, label, error) from error
+            report.actions.append(("collection", row["collection_name"], _action(changed, row)))
+    return report
+
+
+def _action(changed: bool, row: dict[str, Any]) -> str:
+    if not changed:
+        return "unchanged"
+    return "created" if row["created_at"] == row["updated_at"] else "updated"

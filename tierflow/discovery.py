@@ -1,0 +1,154 @@
+"""Tier-0 discovery: list a bucket's S3 prefix and register new or changed objects.
+
+The listing is streamed page by page (1,000 keys at most in memory). Object ids are derived from
+bucket and key, so an unchanged object keeps its id and status across runs; a changed one (new
+etag) is refreshed and set back to PENDING. Only new and changed keys are HEAD-ed (concurrently)
+for their content type and user metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.resources import get_buckets
+from tierflow.errors import NotFoundError, TierflowError
+from tierflow.ids import stable_id
+from tierflow.models.status import Status
+from tierflow.settings import get_settings
+from tierflow.storage import head_object, iter_pages, run_concurrently, s3_client, storage_location
+from tierflow.timestamps import format_timestamp, now_text
+
+log = logging.getLogger(__name__)
+
+_BLOB_TYPES = {"text", "image", "pdf", "file", "video", "audio", "document", "json"}
+
+
+@dataclass
+class DiscoveryStats:
+    """What one bucket's listing found."""
+
+    bucket_id: str
+    listed: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+
+
+def object_id_for(bucket_id: str, key: str) -> str:
+    """The deterministic id of the object at `key` in a bucket."""
+    return stable_id("obj", bucket_id, key)
+
+
+def _blob_property(bucket: dict[str, Any]) -> tuple[str, str | None]:
+    properties = (bucket.get("bucket_schema") or {}).get("properties") or {}
+    blobs = [(name, spec.get("type")) for name, spec in properties.items() if spec.get("type") in _BLOB_TYPES]
+    return blobs[0] if len(blobs) == 1 else ("content", None)
+
+
+def _coerce(value: str, kind: str | None) -> Any:
+    """S3 metadata is text; give it the type the bucket schema declares when it parses."""
+    try:
+        if kind == "integer":
+            return int(value)
+        if kind == "number":
+            return float(value)
+    except ValueError:
+        return value
+    if kind == "boolean" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return value
+
+
+def _blob_type(content_type: str | None, declared: str | None) -> str:
+    if declared:
+        return declared
+    major = (content_type or "").split("/")[0]
+    if content_type == "application/pdf":
+        return "pdf"
+    return {"text": "text", "image": "image", "audio": "audio", "video": "video"}.get(major, "file")
+
+
+def _object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
+    storage = bucket["storage"]
+    key = entry["Key"]
+    properties = (bucket.get("bucket_schema") or {}).get("properties") or {}
+    metadata = {k: _coerce(v, (properties.get(k) or {}).get("type")) for k, v in (head.get("Metadata") or {}).items()}
+    content_type = head.get("ContentType") or mimetypes.guess_type(key)[0]
+    prop, declared = _blob_property(bucket)
+    now = now_text()
+    directory = posixpath.dirname(key)
+    return {
+        "object_id": object_id_for(bucket["bucket_id"], key),
+        "bucket_id": bucket["bucket_id"],
+        "namespace_id": bucket["namespace_id"],
+        "key": key,
+        "key_prefix": f"{directory}/" if directory else "",
+        "size_bytes": int(entry.get("Size", 0)),
+        "etag": str(entry.get("ETag", "")).strip('"'),
+        "content_type": content_type,
+        "last_modified": format_timestamp(entry["LastModified"]) if entry.get("LastModified") else None,
+        "metadata": metadata,
+        "blobs": [{
+            "property": prop,
+            "type": _blob_type(content_type, declared),
+            "data": f"s3://{storage['s3_bucket']}/{key}",
+            "content_type": content_type,
+        }],
+        "status": Status.PENDING.value,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
+    """List the bucket's bound prefix and register what is new or changed."""
+    stats = DiscoveryStats(bucket_id=bucket["bucket_id"])
+    storage = bucket.get("storage")
+    if not storage:
+        return stats  # objects of unbound buckets are registered through the API only
+    settings = get_settings()
+    client = s3_client(*storage_location(storage), pool=settings.io_concurrency)
+    s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""
+    for page in iter_pages(client, bucket=s3_bucket, prefix=prefix, page_size=settings.discovery_page_size):
+        by_id = {object_id_for(bucket["bucket_id"], e["Key"]): e for e in page}
+        with open_session(settings.database_url) as session:
+            known = catalog_objects.known_etags(session, object_ids=list(by_id))
+        fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != str(e.get("ETag", "")).strip('"')}
+        stats.listed += len(page)
+        stats.changed += sum(1 for oid in fresh if oid in known)
+        stats.new += sum(1 for oid in fresh if oid not in known)
+        stats.unchanged += len(page) - len(fresh)
+        if not fresh:
+            continue
+        heads = run_concurrently(
+            lambda key: head_object(client, s3_bucket, key),
+            [e["Key"] for e in fresh.values()],
+            settings.io_concurrency,
+        )
+        rows = []
+        for entry in fresh.values():
+            head = heads[entry["Key"]]
+            if isinstance(head, TierflowError) and getattr(head, "code", None) in ("404", "NoSuchKey", "NotFound"):
+                continue  # deleted between LIST and HEAD: nothing to register
+            if isinstance(head, Exception):
+                raise head
+            rows.append(_object_row(bucket, entry, head))
+        with open_session(settings.database_url) as session:
+            catalog_objects.register_objects(session, rows=rows)
+    log.info("discovered s3://%s/%s: %s", s3_bucket, prefix, stats)
+    return stats
+
+
+def discover_bucket_by_id(bucket_id: str) -> DiscoveryStats:
+    """Discovery for the bucket with this id (what the Prefect task calls)."""
+    with open_session(get_settings().database_url) as session:
+        found = get_buckets(session, bucket_ids=[bucket_id])
+    if not found:
+        raise NotFoundError("bucket", bucket_id)
+    return discover_bucket(found[0])

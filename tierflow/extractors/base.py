@@ -1,0 +1,71 @@
+"""The extractor interface: one input (an object or an upstream document) → 0..N documents.
+
+An extractor declares its parameters and output as pydantic models, the inputs it reads (with a
+default source each, which `input_mappings` can redirect), and its position fields: what tells
+two outputs of one input apart (e.g. `chunk_index`). Position fields feed deterministic
+document ids, so re-processing a unique-key object lands on the same documents.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tierflow.errors import TerminalError
+
+InputKind = Literal["object", "document"]
+CONTENT = "$content"
+"""Default source meaning "the bytes of the object's file" (or, for a document, its `text`)."""
+
+
+class ExtractionError(TerminalError):
+    """One input could not be turned into documents; the rest of the chunk goes on."""
+
+    def __init__(self, message: str, *, category: str = "validation") -> None:
+        super().__init__(message, details={"category": category})
+        self.category = category
+
+
+class NoParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class ExtractorInput:
+    """What an extractor sees of one input."""
+
+    kind: InputKind
+    record: dict[str, Any]
+    values: dict[str, Any] = field(default_factory=dict)
+    """The extractor's named inputs, already resolved (mapped paths, or file bytes)."""
+
+
+class Extractor(ABC):
+    """Base of every extractor; subclasses set the class attributes and implement `extract`."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "v1"
+    description: ClassVar[str] = ""
+    Parameters: ClassVar[type[BaseModel]] = NoParameters
+    Output: ClassVar[type[BaseModel]]
+    input_types: ClassVar[tuple[str, ...]] = ("any",)
+    inputs: ClassVar[dict[str, str]] = {}
+    """Named inputs and their default source path (`$content`: the object's file)."""
+    position_fields: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def extract(self, item: ExtractorInput, params: Any) -> list[dict[str, Any]]:
+        """The documents made from `item` (fields only; ids and lineage are added later)."""
+
+    @classmethod
+    def output_schema(cls) -> dict[str, Any]:
+        """JSON schema properties of what this extractor writes."""
+        return dict(cls.Output.model_json_schema().get("properties", {}))
+
+    @classmethod
+    def needs_content(cls, input_mappings: dict[str, str]) -> bool:
+        """True when some input reads the object's file bytes (so a chunk must GET them)."""
+        return any(input_mappings.get(name, source) == CONTENT for name, source in cls.inputs.items())

@@ -1,0 +1,49 @@
+"""Finding extractors: the built-ins plus plugins of the `tierflow.extractors` entry-point group."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from tierflow.errors import BadRequestError, ValidationError
+from tierflow.extractors.base import Extractor
+from tierflow.extractors.passthrough import PassthroughExtractor
+from tierflow.extractors.text import TextExtractor
+
+_BUILTINS: tuple[type[Extractor], ...] = (PassthroughExtractor, TextExtractor)
+
+
+@lru_cache(maxsize=1)
+def available_extractors() -> dict[tuple[str, str], type[Extractor]]:
+    """Every extractor by (name, version); plugins may not shadow built-ins."""
+    found = {(e.name, e.version): e for e in _BUILTINS}
+    for point in entry_points(group="tierflow.extractors"):
+        extractor = point.load()
+        found.setdefault((extractor.name, extractor.version), extractor)
+    return found
+
+
+def get_extractor(name: str, version: str = "v1") -> type[Extractor]:
+    """The extractor class, or a BadRequestError listing what exists."""
+    extractors = available_extractors()
+    if (name, version) not in extractors:
+        known = ", ".join(f"{n} ({v})" for n, v in sorted(extractors))
+        raise BadRequestError(
+            f"feature_extractor '{name}' version '{version}' does not exist; available: {known}",
+            details={"feature_extractor_name": name, "version": version},
+        )
+    return extractors[(name, version)]
+
+
+def check_parameters(extractor: type[Extractor], parameters: dict[str, Any]) -> Any:
+    """The validated parameters model, or a ValidationError located under `parameters`."""
+    try:
+        return extractor.Parameters.model_validate(parameters)
+    except PydanticValidationError as error:
+        raise ValidationError([
+            {"type": e["type"], "location": ["feature_extractor", "parameters", *e["loc"]], "message": e["msg"]}
+            for e in error.errors()
+        ]) from error

@@ -1,0 +1,46 @@
+"""String matching shared by both filter backends: case folding and RE2 patterns.
+
+Regular expressions run on RE2 (google-re2), whose matching time is linear in the input, so a
+pattern like `(a+)+$` cannot hang a query. The SQL backend calls these same functions (registered
+on each SQLite connection), which is what keeps Python and SQL results identical.
+"""
+
+from __future__ import annotations
+
+import re as _re
+from functools import lru_cache
+from typing import Any
+
+import re2
+
+_WORD_RE = _re.compile(r"[A-Za-z0-9_]+")
+
+
+def fold(text: str) -> str:
+    """The case-insensitive form of a string (Python's `lower`, also used inside SQLite)."""
+    return text.lower()
+
+
+@lru_cache(maxsize=512)
+def compile_pattern(pattern: str, *, case_sensitive: bool) -> Any:
+    """Compile an RE2 pattern; raise ValueError with RE2's reason when it is not valid."""
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as error:
+        raise ValueError(str(error)) from error
+
+
+def text_patterns(query: str) -> list[str]:
+    """RE2 patterns for a `text` query: one per word, each matching that whole word.
+
+    RE2 has no look-ahead, so "every word, in any order" is the AND of one pattern per word.
+    """
+    return [rf"\b{_re.escape(word)}\b" for word in _WORD_RE.findall(query)]
+
+
+def regex_search(pattern: str, case_sensitive: bool, value: str) -> bool:
+    """True when `pattern` matches somewhere in `value`."""
+    return compile_pattern(pattern, case_sensitive=case_sensitive).search(value) is not None

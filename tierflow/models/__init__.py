@@ -1,0 +1,1 @@
+"""Pydantic models shared by every face: definitions, trigger requests and responses, statuses."""

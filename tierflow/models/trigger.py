@@ -1,0 +1,71 @@
+"""The trigger request and response (the contract's TriggerCollectionResponse).
+
+These models are also the parameters of the `trigger-collection` flow, so their titles and
+descriptions are what the Prefect UI's run form shows.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tierflow.filters import parse_filter
+
+
+class TriggerRequest(BaseModel):
+    """Which inputs of the collection to process. Every field is optional."""
+
+    model_config = ConfigDict(extra="forbid", title="Trigger request")
+
+    include_buckets: list[str] | None = Field(
+        default=None,
+        title="Include buckets",
+        description="Only these source buckets (ids or names); bucket-sourced collections only.",
+    )
+    include_collections: list[str] | None = Field(
+        default=None,
+        title="Include collections",
+        description="Only these source collections (ids or names); collection-sourced collections only.",
+    )
+    object_ids: list[str] | None = Field(
+        default=None,
+        title="Object ids",
+        description="Only these objects (shorthand for object_id in [...]); bucket-sourced collections only.",
+    )
+    source_filters: dict[str, Any] | None = Field(
+        default=None,
+        title="Source filters",
+        description=(
+            'A LogicalOperator, e.g. {"AND": [{"field": "status", "operator": "eq", "value": "PENDING"}]}; '
+            "combined with the collection's own filters by AND."
+        ),
+    )
+    dedup_strategy: Literal["force"] | None = Field(
+        default=None,
+        title="Dedup strategy",
+        description=(
+            "Absent: upsert with a unique_key, create without. 'force': process every selected input "
+            "(the same as absent). 'skip' and 'replace' are not available yet and are refused."
+        ),
+    )
+
+    @field_validator("source_filters")
+    @classmethod
+    def _valid_filter(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        parse_filter(value)
+        return value
+
+
+class TriggerCollectionResponse(BaseModel):
+    """What a trigger answers: the batch and the Prefect flow run (task) that runs it."""
+
+    batch_id: str
+    task_id: str
+    collection_id: str
+    total_tiers: int
+    message: str
+    source_bucket_ids: list[str] | None = None
+    source_collection_ids: list[str] | None = None
+    object_count: int | None = None
+    document_count: int | None = None

@@ -1,0 +1,127 @@
+"""Planning a trigger: resolve names, check the request against the collection, lay out tiers.
+
+Every rule of the contract is checked here before anything runs, and a violation is a
+`BadRequestError` that names the field: a trigger never silently ignores what it was asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.dag import plan_tiers, upstream_ids
+from tierflow.errors import BadRequestError
+from tierflow.ids import new_id
+from tierflow.models.status import Status
+from tierflow.models.trigger import TriggerRequest
+from tierflow.settings import get_settings
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """A created batch: which collection runs in which tier, and what the root reads."""
+
+    batch_id: str
+    namespace_id: str
+    collection_id: str
+    source_type: str
+    source_bucket_ids: list[str]
+    source_collection_ids: list[str]
+    tiers: list[list[str]]
+
+
+def _resolve_sources(
+    session: Any, namespace_id: str, collection: dict[str, Any], field: str, names: list[str] | None
+) -> list[str]:
+    """The source ids a request narrows to, each checked to be one of the collection's sources."""
+    source = collection["source"]
+    own = list(source.get("bucket_ids") or source.get("collection_ids") or [])
+    kind = "bucket" if field == "include_buckets" else "collection"
+    if names is None:
+        return own if source["type"] == kind else []
+    if source["type"] != kind:
+        raise BadRequestError(
+            f"{field} applies only to {kind}-sourced collections; "
+            f"collection '{collection['collection_name']}' reads from {source['type']}s",
+            details={"field": field},
+        )
+    chosen: list[str] = []
+    for name in names:
+        getter = resources.get_bucket if kind == "bucket" else resources.get_collection
+        row = getter(session, namespace_id=namespace_id, identifier=name)
+        resolved = row[f"{kind}_id"]
+        if resolved not in own:
+            raise BadRequestError(
+                f"{field}: '{name}' is not a source of collection '{collection['collection_name']}'",
+                details={"field": field, "value": name},
+            )
+        chosen.append(resolved)
+    return chosen
+
+
+def check_request(collection: dict[str, Any], request: TriggerRequest) -> None:
+    """Rules that need only the collection (the rest need the catalog)."""
+    if request.object_ids is not None and collection["source"]["type"] != "bucket":
+        raise BadRequestError(
+            "object_ids applies only to bucket-sourced collections; "
+            f"collection '{collection['collection_name']}' reads from collections",
+            details={"field": "object_ids"},
+        )
+    if not collection["enabled"]:
+        raise BadRequestError(f"collection '{collection['collection_name']}' is disabled")
+
+
+def validate_trigger(*, namespace: str, collection: str, request: TriggerRequest) -> None:
+    """Every check of `plan_batch`, creating nothing (faces call it to answer errors early)."""
+    with open_session(get_settings().database_url) as session:
+        _checked(session, namespace, collection, request)
+
+
+def _checked(session: Any, namespace: str, collection: str, request: TriggerRequest) -> tuple[
+        dict[str, Any], dict[str, Any], list[str], list[str]]:
+    ns = resources.get_namespace(session, identifier=namespace)
+    root = resources.get_collection(session, namespace_id=ns["namespace_id"], identifier=collection)
+    check_request(root, request)
+    bucket_ids = _resolve_sources(session, ns["namespace_id"], root, "include_buckets", request.include_buckets)
+    collection_ids = _resolve_sources(
+        session, ns["namespace_id"], root, "include_collections", request.include_collections
+    )
+    return ns, root, bucket_ids, collection_ids
+
+
+def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task_id: str | None) -> BatchPlan:
+    """Resolve, check and create the batch (status DRAFT) with its tier tasks."""
+    with open_session(get_settings().database_url) as session:
+        ns, root, bucket_ids, collection_ids = _checked(session, namespace, collection, request)
+        source_type = root["source"]["type"]
+        all_collections = resources.list_collections(session, namespace_id=ns["namespace_id"])
+        tiers = plan_tiers(all_collections, root["collection_id"])
+        by_id = {c["collection_id"]: c for c in all_collections}
+        batch_id = new_id("btch")
+        tier_rows = []
+        for num, members in enumerate(tiers):
+            upstream = collection_ids if num == 0 else sorted(
+                {p for cid in members for p in upstream_ids(by_id[cid]) if any(p in t for t in tiers[:num])}
+            )
+            tier_rows.append({
+                "tier_num": num, "status": Status.PENDING.value, "collection_ids": members,
+                "source_type": source_type if num == 0 else "collection",
+                "source_collection_ids": upstream, "errors": [],
+            })
+        catalog_batches.create_batch(session, batch={
+            "batch_id": batch_id, "namespace_id": ns["namespace_id"],
+            "collection_id": root["collection_id"],
+            "collection_ids": [c for tier in tiers for c in tier], "status": Status.DRAFT.value,
+            "task_id": task_id, "request": request.model_dump(mode="json", exclude_none=True),
+            "source_bucket_ids": bucket_ids, "source_collection_ids": collection_ids,
+            "current_tier": None, "total_tiers": len(tiers), "dag_tiers": tiers,
+            "failed_object_count": 0,
+        }, tiers=tier_rows)
+    return BatchPlan(
+        batch_id=batch_id, namespace_id=ns["namespace_id"], collection_id=root["collection_id"],
+        source_type=source_type, source_bucket_ids=bucket_ids, source_collection_ids=collection_ids,
+        tiers=tiers,
+    )

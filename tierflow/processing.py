@@ -1,0 +1,268 @@
+"""Processing one chunk of inputs: read, extract, and write documents in one transaction.
+
+A failure of one input (bad bytes, a missing key, an invalid output) fails that input only and is
+recorded with its category. A transient storage failure raises before anything is written, so
+the whole chunk can be retried safely. Documents, per-input results and object statuses of a
+chunk commit together: a chunk is never half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError as PydanticValidationError
+
+from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import documents as catalog_documents
+from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.records import document_record
+from tierflow.errors import TierflowError, TransientError
+from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, check_parameters, get_extractor
+from tierflow.filters import MISSING, resolve_path
+from tierflow.ids import new_id, stable_id
+from tierflow.models.status import Status
+from tierflow.settings import get_settings
+from tierflow.storage import (
+    StorageError,
+    StorageUnavailableError,
+    parse_s3_url,
+    read_object,
+    run_concurrently,
+    s3_client,
+    storage_location,
+)
+from tierflow.timestamps import now_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ChunkResult:
+    """Counters of one chunk; inputs = succeeded + failed + skipped."""
+
+    inputs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    skipped: int = 0
+    documents_written: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Context:
+    batch_id: str
+    tier_num: int
+    collection: dict[str, Any]
+    extractor: Extractor
+    params: Any
+    buckets: dict[str, dict[str, Any]]
+
+
+def _category(error: BaseException) -> str:
+    if isinstance(error, ExtractionError):
+        return error.category
+    if isinstance(error, StorageUnavailableError):
+        return "network"
+    if isinstance(error, StorageError):
+        return "dependency"
+    if isinstance(error, PydanticValidationError):
+        return "validation"
+    if isinstance(error, MemoryError):
+        return "resource"
+    return "runtime"
+
+
+def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str, Any]:
+    message = error.message if isinstance(error, TierflowError) else str(error) or type(error).__name__
+    return {
+        "input_id": input_id,
+        "category": _category(error),
+        "message": message,
+        "transient": isinstance(error, TransientError),
+        "extractor": ctx.extractor.name,
+        "collection_id": ctx.collection["collection_id"],
+        "tier": ctx.tier_num,
+    }
+
+
+def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The file bytes of each object (or its error), fetched concurrently."""
+    settings = get_settings()
+    urls = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
+
+    def fetch(object_id: str) -> bytes:
+        record = records[object_id]
+        s3_bucket, key = parse_s3_url(urls[object_id])
+        binding = buckets[record["bucket_id"]].get("storage")
+        return read_object(s3_client(*storage_location(binding), pool=settings.io_concurrency), s3_bucket, key)
+
+    found = run_concurrently(fetch, list(urls), settings.io_concurrency)
+    for oid in records:
+        found.setdefault(oid, ExtractionError(f"object {oid} has no blob to read", category="validation"))
+    return found
+
+
+def _resolve_inputs(ctx: _Context, kind: str, record: dict[str, Any], content: Any) -> dict[str, Any]:
+    mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
+    values = {}
+    for name, default in ctx.extractor.inputs.items():
+        source = mappings.get(name, default)
+        if source == CONTENT:
+            value = content if kind == "object" else record.get("text", MISSING)
+        else:
+            blob = next((b for b in record.get("blobs") or [] if b.get("property") == source), None)
+            value = content if (blob is not None and kind == "object") else resolve_path(record, source)
+        if value is MISSING:
+            raise ExtractionError(f"input '{name}': source path '{source}' is missing from the input")
+        values[name] = value
+    return values
+
+
+def _passthrough(ctx: _Context, record: dict[str, Any]) -> dict[str, Any]:
+    spec = ctx.collection["feature_extractor"]
+    copied: dict[str, Any] = {}
+    if spec.get("include_all_source_fields"):
+        copied.update({k: v for k, v in record.items() if k not in ("_internal", "blobs")})
+    for item in spec.get("field_passthrough") or []:
+        value = resolve_path(record, item["source_path"])
+        if value is MISSING:
+            if item.get("required"):
+                raise ExtractionError(f"field_passthrough: required field '{item['source_path']}' is missing")
+            continue
+        copied[item.get("target_path") or item["source_path"].rsplit(".", 1)[-1]] = value
+    return copied
+
+
+def _unique_values(bucket: dict[str, Any], record: dict[str, Any]) -> list[Any] | None:
+    unique = bucket.get("unique_key")
+    if not unique:
+        return None
+    values = []
+    for name in unique["fields"]:
+        value = resolve_path(record.get("metadata") or {}, name)
+        if value is MISSING:
+            value = record.get(name, MISSING)
+        if value is MISSING:
+            raise ExtractionError(f"unique_key field '{name}' is missing from the object's metadata")
+        values.append(value)
+    return values
+
+
+def _parameters_hash(spec: dict[str, Any]) -> str:
+    payload = json.dumps(spec.get("parameters") or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in: dict[str, Any] | None,
+                   content: Any) -> tuple[list[dict[str, Any]], bool]:
+    """Document rows for one input, and whether their ids are deterministic (upsert)."""
+    spec = ctx.collection["feature_extractor"]
+    item = ExtractorInput(kind=kind, record=record, values=_resolve_inputs(ctx, kind, record, content))  # type: ignore[arg-type]
+    outputs = ctx.extractor.extract(item, ctx.params)
+    carried = _passthrough(ctx, record)
+    cid = ctx.collection["collection_id"]
+    if kind == "object":
+        root_bucket = ctx.buckets[record["bucket_id"]]
+        key_values = _unique_values(root_bucket, record)
+        identity: Any = key_values
+        base = {"root_object_id": record["object_id"], "root_bucket_id": record["bucket_id"],
+                "source_object_id": record["object_id"], "source_document_id": None,
+                "source_collection_id": None, "path": f"{record['bucket_id']}/{cid}", "chain": []}
+    else:
+        assert lineage_in is not None
+        root_bucket = ctx.buckets.get(lineage_in["root_bucket_id"], {})
+        identity = record["document_id"] if root_bucket.get("unique_key") else None
+        base = {**lineage_in, "source_object_id": None, "source_document_id": record["document_id"],
+                "source_collection_id": record["collection_id"], "path": f"{lineage_in['path']}/{cid}"}
+    extractor_info = {"name": ctx.extractor.name, "version": ctx.extractor.version,
+                      "parameters_hash": _parameters_hash(spec)}
+    now = now_text()
+    rows = []
+    for output in outputs:
+        fields = {**carried, **ctx.extractor.Output.model_validate(output).model_dump(mode="json")}
+        positions = [fields.get(p) for p in ctx.extractor.position_fields]
+        document_id = (
+            stable_id("doc", identity, cid, ctx.extractor.name, ctx.extractor.version, positions)
+            if identity is not None else new_id("doc")
+        )
+        chain = [*base["chain"], {"collection_id": cid, "extractor": ctx.extractor.name, "document_id": document_id}]
+        rows.append({
+            "document_id": document_id, "collection_id": cid,
+            "namespace_id": ctx.collection["namespace_id"], "batch_id": ctx.batch_id,
+            "root_object_id": base["root_object_id"], "source_id": record.get("document_id") or record["object_id"],
+            "fields": fields, "lineage": {**base, "chain": chain, "extractor": extractor_info},
+            "created_at": now, "updated_at": now,
+        })
+    return rows, identity is not None
+
+
+def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
+    with open_session(get_settings().database_url) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        collection = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=collection_id)
+    spec = collection["feature_extractor"]
+    extractor_cls = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
+    params = check_parameters(extractor_cls, spec.get("parameters") or {})
+    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {})
+
+
+def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> ChunkResult:
+    """Turn these inputs of the manifest into documents and record every outcome."""
+    ctx = _load_context(batch_id, collection_id, tier_num)
+    settings = get_settings()
+    kind = "object" if ctx.collection["source"]["type"] == "bucket" and tier_num == 0 else "document"
+    with open_session(settings.database_url) as session:
+        if kind == "object":
+            records = catalog_objects.get_objects(session, object_ids=input_ids)
+            bucket_ids = {r["bucket_id"] for r in records.values()}
+            lineages: dict[str, Any] = {}
+        else:
+            rows = catalog_documents.get_document_rows(session, document_ids=input_ids)
+            records = {i: document_record(r) for i, r in rows.items()}
+            lineages = {i: r["lineage"] for i, r in rows.items()}
+            bucket_ids = {lin["root_bucket_id"] for lin in lineages.values()}
+        ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
+    contents: dict[str, Any] = {}
+    if kind == "object" and ctx.extractor.needs_content(ctx.collection["feature_extractor"].get("input_mappings") or {}):
+        contents = _fetch_contents(records, ctx.buckets)
+        transient = [e for e in contents.values() if isinstance(e, TransientError)]
+        if transient:
+            raise transient[0]  # nothing written yet: the chunk task may be retried whole
+
+    result = ChunkResult(inputs=len(input_ids))
+    outcomes: list[dict[str, Any]] = []
+    to_upsert: list[dict[str, Any]] = []
+    to_insert: list[dict[str, Any]] = []
+    for input_id in input_ids:
+        try:
+            record = records.get(input_id)
+            if record is None:
+                raise ExtractionError(f"input {input_id} no longer exists in the catalog", category="dependency")
+            content = contents.get(input_id)
+            if isinstance(content, Exception):
+                raise content
+            rows, deterministic = _documents_for(ctx, kind, record, lineages.get(input_id), content)
+        except Exception as error:  # one input's failure must not stop the chunk
+            entry = _error_entry(ctx, input_id, error)
+            result.failed += 1
+            result.errors.append(entry)
+            outcomes.append({"input_id": input_id, "status": Status.FAILED.value, "documents_written": 0, "error": entry})
+            continue
+        (to_upsert if deterministic else to_insert).extend(rows)
+        result.succeeded += 1
+        result.documents_written += len(rows)
+        outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
+
+    with open_session(settings.database_url) as session:
+        catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
+        catalog_documents.write_documents(session, rows=to_insert, upsert=False)
+        catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
+        if kind == "object":
+            catalog_objects.set_object_status(session, statuses={o["input_id"]: o["status"] for o in outcomes})
+    return result

@@ -1,0 +1,134 @@
+"""Object storage through boto3: listing (streamed pages), HEAD and GET, run concurrently.
+
+Clients are cached per endpoint and region and shared by threads (boto3 clients are thread-safe).
+botocore's `standard` retry mode already repeats throttling and 5xx answers with backoff; what
+still fails is classified here as transient or terminal, so callers never parse messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from typing import Any, TypeVar
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tierflow.errors import TerminalError, TransientError
+from tierflow.settings import get_settings
+
+T = TypeVar("T")
+
+_TRANSIENT_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError",
+    "ServiceUnavailable", "503", "500", "502", "504",
+}
+
+
+class StorageError(TerminalError):
+    """S3 refused a request for a reason that will not go away (missing key, access denied)."""
+
+    def __init__(self, message: str, *, bucket: str, key: str | None = None, code: str | None = None) -> None:
+        super().__init__(message, details={"s3_bucket": bucket, "key": key, "code": code})
+        self.code = code
+
+
+class StorageUnavailableError(TransientError):
+    """S3 could not be reached or asked us to slow down, even after botocore's retries."""
+
+
+def storage_location(binding: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(endpoint_url, region) for a bucket binding, falling back to the settings."""
+    settings = get_settings()
+    binding = binding or {}
+    return (
+        binding.get("endpoint_url") or settings.s3_endpoint_url,
+        binding.get("region") or settings.s3_region,
+    )
+
+
+@lru_cache(maxsize=32)
+def s3_client(endpoint_url: str | None, region: str | None, pool: int = 32) -> BaseClient:
+    """A shared S3 client for an endpoint (None: AWS) with retries and a sized connection pool."""
+    config = Config(
+        retries={"mode": "standard", "max_attempts": 5},
+        max_pool_connections=pool,
+        s3={"addressing_style": "path"} if endpoint_url else {},
+    )
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config
+    )
+
+
+def _wrap(error: Exception, bucket: str, key: str | None) -> Exception:
+    where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        message = error.response.get("Error", {}).get("Message", "") or code
+        if code in _TRANSIENT_CODES:
+            return StorageUnavailableError(f"{where}: S3 is unavailable ({code}: {message})")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError(f"{where}: no such key", bucket=bucket, key=key, code=code)
+        if code in ("NoSuchBucket",):
+            return StorageError(f"{where}: no such S3 bucket", bucket=bucket, key=key, code=code)
+        return StorageError(f"{where}: {code}: {message}", bucket=bucket, key=key, code=code)
+    if isinstance(error, BotoCoreError):
+        return StorageUnavailableError(f"{where}: cannot reach S3 ({error})")
+    return error
+
+
+def iter_pages(client: BaseClient, *, bucket: str, prefix: str, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """Pages of `ListObjectsV2` entries under `prefix`, one page in memory at a time."""
+    paginator = client.get_paginator("list_objects_v2")
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}):
+            entries = [e for e in page.get("Contents", []) if not e["Key"].endswith("/")]
+            if entries:
+                yield entries
+    except (ClientError, BotoCoreError) as error:
+        raise _wrap(error, bucket, None) from error
+
+
+def run_concurrently(func: Callable[[str], T], keys: Iterable[str], concurrency: int) -> dict[str, T | Exception]:
+    """`func(key)` for each key on a bounded thread pool; each result or its exception, by key."""
+    keys = list(keys)
+
+    def guarded(key: str) -> T | Exception:
+        try:
+            return func(key)
+        except Exception as error:  # collected per key: one bad key must not sink the others
+            return error
+
+    if len(keys) <= 1:
+        return {k: guarded(k) for k in keys}
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(keys))) as pool:
+        return dict(zip(keys, pool.map(guarded, keys), strict=True))
+
+
+def head_object(client: BaseClient, bucket: str, key: str) -> dict[str, Any]:
+    """HEAD one object: content type and user metadata (`x-amz-meta-*`)."""
+    try:
+        return dict(client.head_object(Bucket=bucket, Key=key))
+    except (ClientError, BotoCoreError) as error:
+        raise _wrap(error, bucket, key) from error
+
+
+def read_object(client: BaseClient, bucket: str, key: str) -> bytes:
+    """GET one object's bytes."""
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        with body:
+            return bytes(body.read())
+    except (ClientError, BotoCoreError) as error:
+        raise _wrap(error, bucket, key) from error
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """('bucket', 'key') of an `s3://bucket/key` URL."""
+    if not url.startswith("s3://") or "/" not in url[5:]:
+        raise TerminalError(f"{url!r} is not an s3://bucket/key URL")
+    bucket, _, key = url[5:].partition("/")
+    return bucket, key
