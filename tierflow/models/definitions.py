@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from tierflow.filters import parse_filter
+from tierflow.models.filters import checked_filter
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -70,8 +70,7 @@ class SourceFilters(Strict):
     @field_validator("filters")
     @classmethod
     def _check(cls, value: dict[str, Any]) -> dict[str, Any]:
-        parse_filter(value)
-        return value
+        return checked_filter(value)
 
 
 class SourceSpec(Strict):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tierflow.filters import parse_filter
+from tierflow.models.filters import checked_filter
 
 
 class TriggerRequest(BaseModel):
@@ -53,8 +53,7 @@ class TriggerRequest(BaseModel):
     @field_validator("source_filters")
     @classmethod
     def _valid_filter(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        parse_filter(value)
-        return value
+        return checked_filter(value)
 
 
 class TriggerCollectionResponse(BaseModel):
