@@ -53,9 +53,10 @@ def batch_table(view: dict[str, Any]) -> Table:
     table = Table(title=f"batch {view['batch_id']}: {view['status']}", title_justify="left")
     for column in ("tier", "collections", "status", "inputs", "ok", "failed", "docs", "ms", "task id (flow run)"):
         table.add_column(column)
+    names = view.get("collection_names") or {}
     for t in view["tier_tasks"]:
         table.add_row(
-            str(t["tier_num"]), ", ".join(t["collection_ids"]), t["status"],
+            str(t["tier_num"]), ", ".join(names.get(c, c) for c in t["collection_ids"]), t["status"],
             str(t["documents_submitted_to_engine"]), str(t["inputs_succeeded"]), str(t["inputs_failed"]),
             str(t["documents_written"]), str(t["duration_ms"] or ""), t["task_id"] or "",
         )

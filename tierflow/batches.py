@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import update
 
 from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs
 from tierflow.models.status import Status
@@ -143,6 +144,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         failures = catalog_batches.failed_inputs(session, batch_id=batch_id)
+        names = resources.collection_names(session, collection_ids=batch["collection_ids"])
     tier_tasks = [{
         "tier_num": t["tier_num"], "task_id": t["task_id"], "status": t["status"],
         "collection_ids": t["collection_ids"], "source_type": t["source_type"],
@@ -159,7 +161,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
     return {
         "batch_id": batch["batch_id"], "namespace_id": batch["namespace_id"],
         "bucket_id": (batch["source_bucket_ids"] or [None])[0],
-        "collection_ids": batch["collection_ids"], "status": batch["status"],
+        "collection_ids": batch["collection_ids"], "collection_names": names, "status": batch["status"],
         "object_ids": batch["request"].get("object_ids"), "task_id": batch["task_id"],
         "current_tier": batch["current_tier"], "total_tiers": batch["total_tiers"],
         "dag_tiers": batch["dag_tiers"], "tier_tasks": tier_tasks,

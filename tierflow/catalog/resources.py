@@ -100,3 +100,12 @@ def get_buckets(session: Session, *, bucket_ids: list[str]) -> list[dict[str, An
     rows = session.execute(select(buckets).where(buckets.c.bucket_id.in_(bucket_ids))).mappings()
     by_id = {r["bucket_id"]: dict(r) for r in rows}
     return [by_id[b] for b in bucket_ids if b in by_id]
+
+
+def collection_names(session: Session, *, collection_ids: list[str]) -> dict[str, str]:
+    """Collection names by id (for showing batches to people)."""
+    rows = session.execute(
+        select(collections.c.collection_id, collections.c.collection_name)
+        .where(collections.c.collection_id.in_(collection_ids))
+    )
+    return dict(rows.tuples().all())

@@ -1,0 +1,76 @@
+"""Discovery: new, changed and unchanged objects; pagination; metadata; deterministic ids."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import update
+
+from tests.utils.factories import apply_definitions, put_text, text_bucket
+from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.schema import objects
+from tierflow.discovery import discover_bucket_by_id, object_id_for
+
+
+def define(tmp_path, catalog, **bucket) -> str:
+    report = apply_definitions(tmp_path, {"namespace": "disc", "buckets": [text_bucket(**bucket)]})
+    with open_session(catalog) as session:
+        return resources.get_bucket(session, namespace_id=report.namespace_id, identifier="notes")["bucket_id"]
+
+
+def test_new_changed_and_unchanged_objects(s3, catalog, tmp_path):
+    bucket_id = define(tmp_path, catalog)
+    put_text(s3, "notes/a.txt", "first", {"category": "science"})
+    put_text(s3, "notes/b.txt", "second")
+    put_text(s3, "elsewhere/c.txt", "not under the prefix")
+    stats = discover_bucket_by_id(bucket_id)
+    assert (stats.listed, stats.new, stats.changed, stats.unchanged) == (2, 2, 0, 0)
+
+    a_id = object_id_for(bucket_id, "notes/a.txt")
+    with open_session(catalog) as session:
+        record = catalog_objects.get_objects(session, object_ids=[a_id])[a_id]
+        session.execute(update(objects).values(status="COMPLETED"))
+    assert record["key"] == "notes/a.txt"
+    assert record["size_bytes"] == 5
+    assert record["content_type"] == "text/plain"
+    assert record["metadata"] == {"category": "science"}
+    assert record["blobs"][0]["data"] == "s3://tierflow-test/notes/a.txt"
+    assert record["blobs"][0]["property"] == "content"
+    assert record["status"] == "PENDING"
+    assert record["etag"] and record["last_modified"].endswith("+00:00")
+
+    put_text(s3, "notes/a.txt", "first, edited")
+    put_text(s3, "notes/d.txt", "new")
+    stats = discover_bucket_by_id(bucket_id)
+    assert (stats.listed, stats.new, stats.changed, stats.unchanged) == (3, 1, 1, 1)
+    b_id = object_id_for(bucket_id, "notes/b.txt")
+    with open_session(catalog) as session:
+        found = catalog_objects.get_objects(session, object_ids=[a_id, b_id])
+    assert found[a_id]["status"] == "PENDING" and found[a_id]["size_bytes"] == 13  # changed: back to PENDING
+    assert found[b_id]["status"] == "COMPLETED"  # unchanged: keeps its status
+
+
+def test_listing_pages_through_more_than_a_thousand_keys(s3, catalog, tmp_path):
+    bucket_id = define(tmp_path, catalog)
+    keys = [f"notes/{i:05d}.txt" for i in range(1005)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda k: s3.put_object(Bucket="tierflow-test", Key=k, Body=b"x"), keys))
+    stats = discover_bucket_by_id(bucket_id)
+    assert (stats.listed, stats.new) == (1005, 1005)
+    assert discover_bucket_by_id(bucket_id).unchanged == 1005
+
+
+def test_metadata_takes_the_types_of_the_bucket_schema(s3, catalog, tmp_path):
+    bucket = text_bucket()
+    bucket["bucket_schema"]["properties"].update(year={"type": "integer"}, draft={"type": "boolean"})
+    report = apply_definitions(tmp_path, {"namespace": "disc", "buckets": [bucket]})
+    put_text(s3, "notes/a.txt", "x", {"year": "2024", "draft": "true", "category": "7"})
+    with open_session(catalog) as session:
+        bucket_id = resources.get_bucket(session, namespace_id=report.namespace_id, identifier="notes")["bucket_id"]
+    discover_bucket_by_id(bucket_id)
+    oid = object_id_for(bucket_id, "notes/a.txt")
+    with open_session(catalog) as session:
+        assert catalog_objects.get_objects(session, object_ids=[oid])[oid]["metadata"] == {
+            "year": 2024, "draft": True, "category": "7"}
