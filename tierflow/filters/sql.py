@@ -5,7 +5,8 @@ thing in SQL so the catalog filters rows where they sit. Field paths never enter
 are looked up by name, and JSON paths are bound parameters.
 
 SQL's NULL would make `NOT (missing = 'x')` unknown instead of true; every condition is therefore
-wrapped in `COALESCE(…, false)`, which gives the two-valued logic of the Python evaluator.
+wrapped in `COALESCE(…, false)`, which gives the two-valued logic of the Python evaluator; a
+condition on a NOT NULL column cannot be NULL and stays bare, so the column's index can serve it.
 """
 
 from __future__ import annotations
@@ -164,6 +165,9 @@ class _Compiler:
 
     def node(self, node: ast.Node) -> ColumnElement[bool]:
         if isinstance(node, ast.Condition):
+            field = self.resolve(node.field)
+            if isinstance(field, ColumnField) and not getattr(field.column, "nullable", True):
+                return self.condition(node)  # never NULL: left bare so an index on the column applies
             return func.coalesce(self.condition(node), false())
         parts = [self.node(item) for item in node.items]
         if isinstance(node, ast.All):

@@ -1,0 +1,76 @@
+"""The `tierflow` command: messages and exit codes a person sees."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.utils.factories import chunk_collection, passthrough_collection, put_text, text_bucket
+
+runner = CliRunner()
+
+
+def write_definitions(tmp_path, **changes) -> str:
+    spec = {"namespace": "cli", "buckets": [text_bucket(unique_key=["key"])],
+            "collections": [chunk_collection(), passthrough_collection("copies", "chunks")], **changes}
+    path = tmp_path / "defs.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return str(path)
+
+
+def test_apply_reports_and_is_idempotent(catalog, tmp_path):
+    path = write_definitions(tmp_path)
+    first = runner.invoke(app, ["apply", path])
+    assert first.exit_code == 0 and first.stdout.count("created") == 4
+    second = runner.invoke(app, ["apply", path])
+    assert second.exit_code == 0 and second.stdout.count("unchanged") == 4
+
+
+def test_apply_mistake_is_one_line_and_exit_1(catalog, tmp_path):
+    path = write_definitions(tmp_path, collections=[passthrough_collection("copies", "nope")])
+    result = runner.invoke(app, ["apply", path])
+    assert result.exit_code == 1
+    assert "collections[0] (copies): source: collection 'nope' was not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_bad_filter_json_and_bad_filter_language(catalog, tmp_path):
+    runner.invoke(app, ["apply", write_definitions(tmp_path)])
+    not_json = runner.invoke(app, ["documents", "list", "chunks", "-n", "cli", "--filter", "{oops"])
+    assert not_json.exit_code == 1 and "--filter: not valid JSON" in not_json.stderr
+    bad = runner.invoke(app, ["documents", "list", "chunks", "-n", "cli", "--filter",
+                              json.dumps({"OR": [{"field": "text", "operator": "like", "value": "x"}]})])
+    assert bad.exit_code == 1 and "filters.OR[0].operator: 'like' is not one of" in bad.stderr
+    wrong_rule = runner.invoke(app, ["trigger", "copies", "-n", "cli", "--include-bucket", "notes"])
+    assert wrong_rule.exit_code == 1 and "include_buckets applies only" in wrong_rule.stderr
+    unknown = runner.invoke(app, ["batch", "show", "btch_nope"])
+    assert unknown.exit_code == 1 and "batch 'btch_nope' was not found" in unknown.stderr
+
+
+def test_trigger_then_inspect(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "one two three four")
+    runner.invoke(app, ["apply", write_definitions(tmp_path)])
+    result = runner.invoke(app, ["trigger", "chunks", "--namespace", "cli", "--filter", '{"key": "notes/a.txt"}'])
+    assert result.exit_code == 0, result.output
+    response = json.loads(result.stdout[: result.stdout.index("}") + 1])
+    assert response["object_count"] == 1 and response["total_tiers"] == 2
+
+    shown = runner.invoke(app, ["batch", "show", response["batch_id"], "--json"])
+    view = json.loads(shown.stdout)
+    assert view["status"] == "COMPLETED" and [t["documents_written"] for t in view["tier_tasks"]] == [2, 2]
+
+    task = json.loads(runner.invoke(app, ["task", "show", response["task_id"]]).stdout)
+    assert task["task_type"] == "api_collections_trigger" and task["status"] == "COMPLETED"
+    assert task["additional_data"]["batch_id"] == response["batch_id"]
+    tier_task = json.loads(runner.invoke(app, ["task", "show", view["tier_tasks"][1]["task_id"]]).stdout)
+    assert tier_task["task_type"] == "engine_feature_extractor_run" and tier_task["additional_data"]["tier_num"] == 1
+    missing = runner.invoke(app, ["task", "show", "00000000-0000-0000-0000-000000000000"])
+    assert missing.exit_code == 1 and "task '00000000-0000-0000-0000-000000000000' was not found" in missing.stderr
+
+    listed = runner.invoke(app, ["documents", "list", "copies", "-n", "cli", "--json",
+                                 "--filter", '{"field": "chunk_index", "operator": "gte", "value": 1}'])
+    page = json.loads(listed.stdout)
+    assert page["pagination"]["total"] == 1 and page["results"][0]["text"] == "four"
