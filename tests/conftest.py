@@ -31,10 +31,42 @@ def prefect_harness() -> Iterator[None]:
             yield
 
 
+POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "both_backends: run on SQLite and, when TIERFLOW_TEST_POSTGRES_URL is set, PostgreSQL"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "catalog" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
+        metafunc.parametrize("catalog", BACKENDS, indirect=True)
+
+
+def _reset_postgres(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    from tierflow.catalog.schema import metadata
+
+    engine = create_engine(url)
+    metadata.drop_all(engine)
+    engine.dispose()
+
+
 @pytest.fixture
-def catalog(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """A fresh SQLite catalog for the test; yields its URL."""
-    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+def catalog(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh, empty catalog for the test (SQLite unless parametrized); yields its URL."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "postgresql":
+        assert POSTGRES_URL
+        dispose_engines()
+        _reset_postgres(POSTGRES_URL)
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
     monkeypatch.setenv("TIERFLOW_DATABASE_URL", url)
     monkeypatch.delenv("TIERFLOW_S3_ENDPOINT_URL", raising=False)
     get_settings.cache_clear()

@@ -18,6 +18,7 @@ def quickstart() -> dict:
     }
 
 
+@pytest.mark.both_backends
 def test_applying_twice_changes_nothing(catalog, tmp_path):
     first = apply_definitions(tmp_path, quickstart())
     assert [a for _, _, a in first.actions] == ["created"] * 4
@@ -77,6 +78,7 @@ def test_mistakes_name_file_entry_and_field(catalog, tmp_path, mutate, expected)
     assert expected in caught.value.message
 
 
+@pytest.mark.both_backends
 def test_a_cycle_is_refused_and_nothing_is_applied(catalog, tmp_path):
     apply_definitions(tmp_path, quickstart())
     spec = quickstart()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import update
@@ -20,6 +22,7 @@ def define(tmp_path, catalog, **bucket) -> str:
         return resources.get_bucket(session, namespace_id=report.namespace_id, identifier="notes")["bucket_id"]
 
 
+@pytest.mark.both_backends
 def test_new_changed_and_unchanged_objects(s3, catalog, tmp_path):
     bucket_id = define(tmp_path, catalog)
     put_text(s3, "notes/a.txt", "first", {"category": "science"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import asyncio
 from uuid import UUID
 
@@ -21,6 +23,7 @@ async def read_runs(*ids: str) -> list:
         return [await client.read_flow_run(UUID(i)) for i in ids]
 
 
+@pytest.mark.both_backends
 def test_two_tiers_with_task_ids_counters_and_lineage(flows, tmp_path):
     put_text(flows, "notes/a.txt", "one two three four five six seven")
     put_text(flows, "notes/b.txt", "alpha beta gamma")
@@ -59,6 +62,7 @@ def test_two_tiers_with_task_ids_counters_and_lineage(flows, tmp_path):
     assert parent["chunk_index"] == 0 and parent["_internal"]["lineage"]["source_object_id"] == lineage["root_object_id"]
 
 
+@pytest.mark.both_backends
 def test_unique_key_upserts_and_no_key_creates(flows, tmp_path):
     put_text(flows, "notes/a.txt", "a b c d")
     put_text(flows, "plain/a.txt", "a b c d")

@@ -92,6 +92,7 @@ def test_collection_sourced_root_reads_all_upstream_documents(world):
     assert response["total_tiers"] == 1
 
 
+@pytest.mark.both_backends
 def test_one_bad_input_fails_alone(flows, tmp_path):
     put_text(flows, "notes/good.txt", "fine words here")
     flows.put_object(Bucket="tierflow-test", Key="notes/bad.txt", Body=b"\xff\xfe broken")

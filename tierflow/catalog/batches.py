@@ -63,8 +63,12 @@ def add_inputs(
         bindparam("s", Status.PENDING.value), bindparam("w", 0), bindparam("u", now),
     )
     columns = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
-    result = session.execute(insert(batch_inputs).from_select(columns, source))
-    return int(result.rowcount or 0)
+    session.execute(insert(batch_inputs).from_select(columns, source))
+    # Counted, not taken from rowcount: drivers report -1 for INSERT … SELECT.
+    return int(session.execute(
+        select(func.count()).select_from(batch_inputs).where(
+            batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id)
+    ).scalar_one())
 
 
 def iter_input_chunks(

@@ -17,8 +17,20 @@ _WORD_RE = _re.compile(r"[A-Za-z0-9_]+")
 
 
 def fold(text: str) -> str:
-    """The case-insensitive form of a string (Python's `lower`, also used inside SQLite)."""
-    return text.lower()
+    """The case-insensitive form of a string: each character lower-cased on its own.
+
+    Character by character (Unicode's simple mapping) rather than `str.lower`, whose full
+    mapping turns 'İ' into two code points and 'Σ' into 'ς' at a word's end: PostgreSQL's
+    `lower()` does neither, and all backends must fold alike.
+    """
+    if text.isascii():
+        return text.lower()
+    return "".join(_fold_char(c) for c in text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(char: str) -> str:
+    return char.lower()[0]
 
 
 @lru_cache(maxsize=512)

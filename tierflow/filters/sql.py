@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import (
+    ARRAY,
     Float,
+    Text,
+    case,
     and_,
     bindparam,
     cast,
@@ -29,6 +32,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from tierflow.filters import ast
@@ -103,6 +107,9 @@ class _SQLite:
     def position(self, haystack: Any, needle: Any) -> ColumnElement[Any]:
         return func.instr(haystack, needle)
 
+    def word_patterns(self, query: str) -> list[str]:
+        return text_patterns(query)
+
     def binary(self, expr: Any) -> Any:
         return expr
 
@@ -119,14 +126,30 @@ class _PostgreSQL(_SQLite):
         "string": ("string",), "array": ("array",), "object": ("object",),
     }
 
+    @staticmethod
+    def _path(f: JsonField) -> Any:
+        return bindparam(None, list(f.path), type_=ARRAY(Text), unique=True)
+
+    def _objects_only(self, f: JsonField, expr: ColumnElement[Any]) -> ColumnElement[Any]:
+        """`#>` also indexes arrays by number; dot paths traverse objects only, so guard that."""
+        numeric = [i for i, part in enumerate(f.path) if part.isdigit()]
+        if not numeric:
+            return expr
+        parents = [
+            func.jsonb_typeof(f.column.op("#>", return_type=JSONB)(
+                bindparam(None, list(f.path[:i]), type_=ARRAY(Text), unique=True))) == "object"
+            for i in numeric
+        ]
+        return case((and_(*parents), expr), else_=None)
+
     def _node(self, f: JsonField) -> ColumnElement[Any]:
-        return f.column.op("#>")(bindparam(None, list(f.path), unique=True))
+        return self._objects_only(f, f.column.op("#>", return_type=JSONB)(self._path(f)))
 
     def json_type(self, f: JsonField) -> ColumnElement[Any]:
         return func.jsonb_typeof(self._node(f))
 
     def json_value(self, f: JsonField) -> ColumnElement[Any]:
-        return f.column.op("#>>")(bindparam(None, list(f.path), unique=True))
+        return self._objects_only(f, f.column.op("#>>", return_type=Text)(self._path(f)))
 
     def json_number(self, f: JsonField) -> ColumnElement[Any]:
         return cast(self.json_value(f), Float)
@@ -149,13 +172,26 @@ class _PostgreSQL(_SQLite):
     def position(self, haystack: Any, needle: Any) -> ColumnElement[Any]:
         return func.strpos(haystack, needle)
 
+    def word_patterns(self, query: str) -> list[str]:
+        # PostgreSQL's regular expressions spell a word boundary \y (\b is a backspace there).
+        return [p.replace(r"\b", r"\y") for p in text_patterns(query)]
+
     def binary(self, expr: Any) -> Any:
         return expr.collate("C")
 
     def array_has(self, f: JsonField, match: Callable[[Any, Any], ColumnElement[Any]]) -> Any:
-        each = func.jsonb_array_elements(self._node(f)).table_valued("value")
-        typ, text = func.jsonb_typeof(each.c.value), each.c.value.op("#>>")(literal([]))
-        return and_(self.json_type(f) == "array", exists(select(literal(1)).select_from(each).where(match(typ, text))))
+        # PostgreSQL may evaluate EXISTS before the type check: never hand it a non-array.
+        node = self._node(f)
+        array = case((func.jsonb_typeof(node) == "array", node), else_=cast(literal("[]"), JSONB))
+        each = func.jsonb_array_elements(array).table_valued("value")
+        typ = func.jsonb_typeof(each.c.value)
+        text = each.c.value.op("#>>", return_type=Text)(cast(literal([]), ARRAY(Text)))
+        return exists(select(literal(1)).select_from(each).where(match(typ, text)))
+
+
+def _may_hold(f: Field, kind: str) -> bool:
+    """Whether the field can hold a value of `kind` (a plain column holds only its own kind)."""
+    return isinstance(f, JsonField) or f.kind == kind
 
 
 class _Compiler:
@@ -206,7 +242,11 @@ class _Compiler:
                 return false()
             return self.d.bool_is(self.d.json_type(f), self.d.json_value(f), target)
         if isinstance(target, int | float):
+            if not _may_hold(f, "number"):
+                return false()
             return and_(self.is_kind(f, "number"), self.number(f) == target)
+        if not _may_hold(f, "string"):
+            return false()
         return and_(self.is_kind(f, "string"), self.string_equal(f, target, cs))
 
     def string_equal(self, f: Field, target: str, cs: bool) -> ColumnElement[bool]:
@@ -221,6 +261,8 @@ class _Compiler:
         strings = [t for t in targets if isinstance(t, str)]
         others = [t for t in targets if not isinstance(t, str)]
         checks = [self.equal(f, t, cs) for t in others]
+        if not _may_hold(f, "string"):
+            strings = []
         if strings and (cs or (isinstance(f, ColumnField) and f.upper_only)):
             checks.extend(self.string_equal(f, s, cs) for s in strings)
         elif strings:
@@ -229,10 +271,10 @@ class _Compiler:
         return or_(false(), *checks)
 
     def compare(self, f: Field, op: str, target: Any) -> ColumnElement[bool]:
-        if isinstance(target, str):
-            left, kind = self.d.binary(self.text(f)), "string"
-        else:
-            left, kind = self.number(f), "number"
+        kind = "string" if isinstance(target, str) else "number"
+        if not _may_hold(f, kind):
+            return false()
+        left = self.d.binary(self.text(f)) if kind == "string" else self.number(f)
         cmp = {"gt": left > target, "gte": left >= target, "lt": left < target, "lte": left <= target}
         return and_(self.is_kind(f, kind), cmp[op])  # type: ignore[arg-type]
 
@@ -275,12 +317,14 @@ class _Compiler:
             return self.compare(f, op, target)
         if op == "contains":
             in_array = self.array_contains(f, target, cs)
-            if not isinstance(target, str):
+            if not isinstance(target, str) or not _may_hold(f, "string"):
                 return in_array
             hay = self.text(f) if cs else self.d.fold(self.text(f))
             needle = target if cs else fold(target)
             in_text = and_(self.is_kind(f, "string"), self.d.position(hay, needle) > 0)
             return or_(in_text, in_array)
+        if not _may_hold(f, "string"):
+            return false()
         text = self.text(f) if cs or op in ("regex", "text") else self.d.fold(self.text(f))
         needle = target if cs else fold(target)
         if op == "starts_with":
@@ -290,7 +334,7 @@ class _Compiler:
         elif op == "regex":
             check = self.d.regexp(text, target, cs)
         else:
-            check = and_(*[self.d.regexp(text, p, False) for p in text_patterns(target)])
+            check = and_(*[self.d.regexp(text, p, False) for p in self.d.word_patterns(target)])
         return and_(self.is_kind(f, "string"), check)
 
 
