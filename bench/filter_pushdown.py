@@ -42,7 +42,8 @@ def populate(url: str, count: int) -> None:
     stamp = "2026-01-01T00:00:00.000000+00:00"
     rng = random.Random(7)
     with engine.begin() as conn:
-        conn.execute(insert(namespaces).values(namespace_id="ns_b", namespace_name="bench", created_at=stamp, updated_at=stamp))
+        conn.execute(insert(namespaces).values(
+            namespace_id="ns_b", namespace_name="bench", created_at=stamp, updated_at=stamp))
         conn.execute(insert(buckets).values(bucket_id="bkt_b", namespace_id="ns_b", bucket_name="b", bucket_schema={},
                                             metadata={}, created_at=stamp, updated_at=stamp))
     step = 50_000

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.output import batch_table, console, documents_table, fail, friendly_errors, print_json
+from cli.output import batch_table, console, documents_table, fail, friendly_errors, print_json, quiet_tracebacks
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 batch_app = typer.Typer(no_args_is_help=True, help="Inspect batches.")
@@ -55,9 +55,13 @@ def trigger(
     collection: Annotated[str, typer.Argument(help="Collection id or name.")],
     namespace: NamespaceOption,
     include_bucket: Annotated[list[str] | None, typer.Option(help="Only this source bucket (repeatable).")] = None,
-    include_collection: Annotated[list[str] | None, typer.Option(help="Only this source collection (repeatable).")] = None,
+    include_collection: Annotated[
+        list[str] | None, typer.Option(help="Only this source collection (repeatable).")
+    ] = None,
     object_id: Annotated[list[str] | None, typer.Option(help="Only this object (repeatable).")] = None,
-    filter_json: Annotated[str | None, typer.Option("--filter", help="source_filters as JSON (a LogicalOperator).")] = None,
+    filter_json: Annotated[
+        str | None, typer.Option("--filter", help="source_filters as JSON (a LogicalOperator).")
+    ] = None,
 ) -> None:
     """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
     from flows.trigger import trigger_collection
@@ -70,6 +74,7 @@ def trigger(
         object_ids=object_id, source_filters=_json_option(filter_json, "--filter"),
     )
     validate_trigger(namespace=namespace, collection=collection, request=request)
+    quiet_tracebacks()
     response = asyncio.run(trigger_collection(namespace, collection, request))
     print_json(response)
     console.print(batch_table(batch_view(response["batch_id"])))
@@ -87,7 +92,8 @@ def batch_show(batch_id: str, as_json: Annotated[bool, typer.Option("--json", he
         return
     console.print(batch_table(view))
     for failure in view["failed_inputs"][:20]:
-        console.print(f"failed {failure['input_id']} (tier {failure['tier_num']}): {(failure['error'] or {}).get('message')}")
+        message = (failure["error"] or {}).get("message")
+        console.print(f"failed {failure['input_id']} (tier {failure['tier_num']}): {message}")
 
 
 @task_app.command("show")

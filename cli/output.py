@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -42,6 +43,28 @@ def friendly_errors(command: F) -> F:
             raise fail(problems) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class _NoTraceback(logging.Filter):
+    """Keep a log record's message, drop its traceback (for people at a terminal)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info:
+            error = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(error).__name__}: {error})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_tracebacks() -> None:
+    """Stop Prefect's console logs from printing tracebacks; the API keeps them for the UI."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.addFilter(_NoTraceback())
 
 
 def print_json(value: Any) -> None:

@@ -40,8 +40,10 @@ async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None 
     for (collection_id, ids), future in zip(chunks, futures, strict=True):
         if future.state.is_failed() or future.state.is_crashed():
             error = future.state.result(raise_on_failure=False)
+            if not isinstance(error, BaseException):
+                error = RuntimeError(str(error))
             fail_inputs(batch_id=batch_id, collection_id=collection_id, input_ids=ids,
-                        error=_chunk_error(error if isinstance(error, BaseException) else RuntimeError(str(error)), tier_num))
+                        error=_chunk_error(error, tier_num))
     tier = finish_tier(batch_id, tier_num)
     logger.info(
         "tier %s %s: %s inputs, %s succeeded, %s failed, %s documents written",

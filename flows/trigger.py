@@ -18,8 +18,8 @@ from flows.tier import process_tier
 from tasks.batches import finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tierflow.batches import batch_view
-from tierflow.summary import batch_markdown
 from tierflow.models.trigger import TriggerRequest
+from tierflow.summary import batch_markdown
 
 
 @flow(name="trigger-collection", flow_run_name="trigger-{collection}", validate_parameters=True)

@@ -71,9 +71,10 @@ def define_collection(session: Session, *, namespace_id: str, spec: CollectionSp
     ids = []
     for identifier in spec.source.ids:
         if spec.source.type == "bucket":
-            ids.append(resources.get_bucket(session, namespace_id=namespace_id, identifier=identifier)["bucket_id"])
+            row = resources.get_bucket(session, namespace_id=namespace_id, identifier=identifier)
         else:
-            ids.append(resources.get_collection(session, namespace_id=namespace_id, identifier=identifier)["collection_id"])
+            row = resources.get_collection(session, namespace_id=namespace_id, identifier=identifier)
+        ids.append(row[f"{spec.source.type}_id"])
     source["bucket_ids" if spec.source.type == "bucket" else "collection_ids"] = ids
     extractor_spec = spec.feature_extractor
     extractor = get_extractor(extractor_spec.feature_extractor_name, extractor_spec.version)
@@ -112,7 +113,7 @@ def _ordered(collections: list[dict[str, Any]]) -> Iterable[tuple[int, dict[str,
         if i in done or i in trail:
             return
         source = collections[i].get("source") or {}
-        refs = list(source.get("collection_ids") or []) + ([source["collection_id"]] if source.get("collection_id") else [])
+        refs = [*(source.get("collection_ids") or []), *filter(None, [source.get("collection_id")])]
         for ref in refs:
             if ref in names:
                 yield from visit(names[ref], (*trail, i))
@@ -154,15 +155,16 @@ def apply_file(path: str | Path) -> ApplyReport:
         for i, entry in enumerate(document.buckets):
             label = f"buckets[{i}] ({entry.get('bucket_name', '?')})"
             try:
-                row, changed = define_bucket(session, namespace_id=ns["namespace_id"], spec=BucketSpec.model_validate(entry))
+                spec = BucketSpec.model_validate(entry)
+                row, changed = define_bucket(session, namespace_id=ns["namespace_id"], spec=spec)
             except PydanticValidationError as error:
                 raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
             report.actions.append(("bucket", row["bucket_name"], _action(changed, row)))
         for i, entry in _ordered(document.collections):
             label = f"collections[{i}] ({entry.get('collection_name', '?')})"
             try:
-                spec = CollectionSpec.model_validate(entry)
-                row, changed = define_collection(session, namespace_id=ns["namespace_id"], spec=spec)
+                collection = CollectionSpec.model_validate(entry)
+                row, changed = define_collection(session, namespace_id=ns["namespace_id"], spec=collection)
             except PydanticValidationError as error:
                 raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
             except TierflowError as error:

@@ -223,13 +223,14 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             bucket_ids = {r["bucket_id"] for r in records.values()}
             lineages: dict[str, Any] = {}
         else:
-            rows = catalog_documents.get_document_rows(session, document_ids=input_ids)
-            records = {i: document_record(r) for i, r in rows.items()}
-            lineages = {i: r["lineage"] for i, r in rows.items()}
+            stored = catalog_documents.get_document_rows(session, document_ids=input_ids)
+            records = {i: document_record(r) for i, r in stored.items()}
+            lineages = {i: r["lineage"] for i, r in stored.items()}
             bucket_ids = {lin["root_bucket_id"] for lin in lineages.values()}
         ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
     contents: dict[str, Any] = {}
-    if kind == "object" and ctx.extractor.needs_content(ctx.collection["feature_extractor"].get("input_mappings") or {}):
+    mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
+    if kind == "object" and ctx.extractor.needs_content(mappings):
         contents = _fetch_contents(records, ctx.buckets)
         transient = [e for e in contents.values() if isinstance(e, TransientError)]
         if transient:
@@ -252,7 +253,9 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             entry = _error_entry(ctx, input_id, error)
             result.failed += 1
             result.errors.append(entry)
-            outcomes.append({"input_id": input_id, "status": Status.FAILED.value, "documents_written": 0, "error": entry})
+            outcomes.append(
+                {"input_id": input_id, "status": Status.FAILED.value, "documents_written": 0, "error": entry}
+            )
             continue
         (to_upsert if deterministic else to_insert).extend(rows)
         result.succeeded += 1

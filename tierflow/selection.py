@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
+from tierflow.catalog.documents import document_filter
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.records import object_field
-from tierflow.catalog.documents import document_filter
 from tierflow.catalog.schema import documents, objects
 from tierflow.dag import upstream_ids
 from tierflow.errors import BadRequestError

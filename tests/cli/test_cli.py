@@ -74,3 +74,13 @@ def test_trigger_then_inspect(flows, tmp_path):
                                  "--filter", '{"field": "chunk_index", "operator": "gte", "value": 1}'])
     page = json.loads(listed.stdout)
     assert page["pagination"]["total"] == 1 and page["results"][0]["text"] == "four"
+
+
+def test_a_failing_run_prints_a_message_not_a_traceback(flows, tmp_path):
+    bucket = text_bucket()
+    bucket["storage"]["s3_bucket"] = "no-such-s3-bucket"
+    runner.invoke(app, ["apply", write_definitions(tmp_path, buckets=[bucket])])
+    result = runner.invoke(app, ["trigger", "chunks", "-n", "cli"])
+    assert result.exit_code == 1
+    assert "s3://no-such-s3-bucket: no such S3 bucket" in result.stderr
+    assert "Traceback" not in result.output

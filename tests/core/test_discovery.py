@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import update
 
 from tests.utils.factories import apply_definitions, put_text, text_bucket

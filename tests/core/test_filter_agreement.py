@@ -93,7 +93,7 @@ def scope(catalog):
         return catalog, make_scope(session)
 
 
-HYPOTHESIS = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+HYPOTHESIS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 @pytest.mark.both_backends

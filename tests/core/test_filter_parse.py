@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tierflow.errors import ValidationError
-from tierflow.filters import Condition, parse_filter
-from tierflow.filters import ast
+from tierflow.filters import Condition, ast, parse_filter
 
 
 def errors_of(raw) -> list[str]:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
-
 import asyncio
 from uuid import UUID
 
+import pytest
 from prefect.client.orchestration import get_client
 
-from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, put_text, text_bucket, trigger
+from tests.utils.factories import (
+    apply_definitions,
+    chunk_collection,
+    passthrough_collection,
+    put_text,
+    text_bucket,
+    trigger,
+)
 from tierflow.batches import batch_view
 from tierflow.browse import list_collection_documents
 

@@ -6,7 +6,14 @@ import asyncio
 
 import pytest
 
-from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, put_text, text_bucket, trigger
+from tests.utils.factories import (
+    apply_definitions,
+    chunk_collection,
+    passthrough_collection,
+    put_text,
+    text_bucket,
+    trigger,
+)
 from tierflow.batches import batch_view
 from tierflow.browse import list_collection_documents
 from tierflow.catalog import objects as catalog_objects
@@ -126,3 +133,21 @@ def test_pending_only_processes_new_objects(world, flows):
     assert trigger("rules", "chunks", source_filters=PENDING_ONLY)["object_count"] == 0
     total = list_collection_documents(namespace="rules", collection="chunks", filters=None, limit=10, offset=0)
     assert total["pagination"]["total"] == 3 + 1  # edited a.txt upserted (unique key); new.txt added one
+
+
+def test_a_run_that_breaks_marks_its_batch_failed(flows, tmp_path):
+    from sqlalchemy import select
+
+    from tierflow.catalog.schema import batches
+    from tierflow.storage import StorageError
+
+    bucket = text_bucket()
+    bucket["storage"]["s3_bucket"] = "no-such-s3-bucket"
+    apply_definitions(tmp_path, {"namespace": "broken", "buckets": [bucket], "collections": [chunk_collection()]})
+    with pytest.raises(StorageError, match="no such S3 bucket"):
+        trigger("broken", "chunks")
+    with open_session(get_settings().database_url) as session:
+        [batch_id] = session.execute(select(batches.c.batch_id)).scalars().all()
+    view = batch_view(batch_id)
+    assert view["status"] == "FAILED"
+    assert "no such S3 bucket" in view["error_summary"]["message"]

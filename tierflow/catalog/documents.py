@@ -47,7 +47,7 @@ def list_documents(
         select(documents).where(condition)
         .order_by(documents.c.created_at, documents.c.document_id).limit(limit).offset(offset)
     ).mappings()
-    return [document_record(r) for r in rows], int(total)
+    return [document_record(dict(r)) for r in rows], int(total)
 
 
 def count_documents(session: Session, *, collection_id: str) -> int:

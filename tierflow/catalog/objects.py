@@ -35,7 +35,7 @@ def register_objects(session: Session, *, rows: Sequence[dict[str, Any]]) -> Non
 def get_objects(session: Session, *, object_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Object records by id (missing ids are simply absent)."""
     rows = session.execute(select(objects).where(objects.c.object_id.in_(list(object_ids)))).mappings()
-    return {r["object_id"]: object_record(r) for r in rows}
+    return {r["object_id"]: object_record(dict(r)) for r in rows}
 
 
 def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:

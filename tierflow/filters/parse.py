@@ -16,7 +16,9 @@ from tierflow.filters.matching import compile_pattern, text_patterns
 from tierflow.timestamps import canonical_timestamp
 
 _FIELD_RE = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-_GROUP_KEYS = ("AND", "OR", "NOT")
+_GROUPS: dict[str, type[ast.All] | type[ast.AnyOf] | type[ast.NoneOf]] = {
+    "AND": ast.All, "OR": ast.AnyOf, "NOT": ast.NoneOf,
+}
 _CONDITION_KEYS = {"field", "operator", "value", "case_sensitive"}
 _SCALARS = (str, int, float, bool, type(None))
 
@@ -49,11 +51,10 @@ class _Parser:
             if key == "case_sensitive":
                 continue
             here = [*loc, key]
-            if key in _GROUP_KEYS:
+            if key in _GROUPS:
                 items = self.items(key, value, here, depth, cs)
                 if items is not None:
-                    node = {"AND": ast.All, "OR": ast.AnyOf, "NOT": ast.NoneOf}[key](items)
-                    parts.append(node)
+                    parts.append(_GROUPS[key](items))
             else:
                 parts.append(self.shorthand(key, value, here, cs) or ast.MATCH_ALL)
         return parts[0] if len(parts) == 1 else ast.All(tuple(parts))

@@ -70,7 +70,8 @@ class SourceFilters(Strict):
     @field_validator("filters")
     @classmethod
     def _check(cls, value: dict[str, Any]) -> dict[str, Any]:
-        return checked_filter(value)
+        checked_filter(value)
+        return value
 
 
 class SourceSpec(Strict):
