@@ -65,8 +65,8 @@ def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
         failed = counts.get(Status.FAILED.value, {}).get("inputs", 0)
         skipped = counts.get(Status.SKIPPED.value, {}).get("inputs", 0)
         total = sum(c["inputs"] for c in counts.values())
-        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, limit=_MAX_ERRORS_KEPT)
-        errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures if f["tier_num"] == tier_num]
+        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, tier_num=tier_num, limit=_MAX_ERRORS_KEPT)
+        errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures]
         summary = dict(Counter(e.get("category", "runtime") for e in errors))
         unaccounted = total - succeeded - failed - skipped
         if unaccounted:

@@ -152,24 +152,19 @@ def apply_file(path: str | Path) -> ApplyReport:
         ns, changed = resources.put_namespace(session, name=document.namespace, description=document.description)
         report.namespace_id = ns["namespace_id"]
         report.actions.append(("namespace", document.namespace, _action(changed, ns)))
-        for i, entry in enumerate(document.buckets):
-            label = f"buckets[{i}] ({entry.get('bucket_name', '?')})"
+        entries: list[tuple[str, int, dict[str, Any], Any, Any]] = [
+            ("bucket", i, e, BucketSpec, define_bucket) for i, e in enumerate(document.buckets)
+        ]
+        entries += [("collection", i, e, CollectionSpec, define_collection) for i, e in _ordered(document.collections)]
+        for kind, i, entry, model, define in entries:
+            label = f"{kind}s[{i}] ({entry.get(f'{kind}_name', '?')})"
             try:
-                spec = BucketSpec.model_validate(entry)
-                row, changed = define_bucket(session, namespace_id=ns["namespace_id"], spec=spec)
-            except PydanticValidationError as error:
-                raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
-            report.actions.append(("bucket", row["bucket_name"], _action(changed, row)))
-        for i, entry in _ordered(document.collections):
-            label = f"collections[{i}] ({entry.get('collection_name', '?')})"
-            try:
-                collection = CollectionSpec.model_validate(entry)
-                row, changed = define_collection(session, namespace_id=ns["namespace_id"], spec=collection)
+                row, changed = define(session, namespace_id=ns["namespace_id"], spec=model.model_validate(entry))
             except PydanticValidationError as error:
                 raise _entry_error(path, label, ValidationError(_pydantic_errors(error))) from error
             except TierflowError as error:
                 raise _entry_error(path, label, error) from error
-            report.actions.append(("collection", row["collection_name"], _action(changed, row)))
+            report.actions.append((kind, row[f"{kind}_name"], _action(changed, row)))
     return report
 
 

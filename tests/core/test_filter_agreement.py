@@ -96,13 +96,22 @@ def scope(catalog):
 HYPOTHESIS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
+def selections(url: str, table: Any, id_column: str, resolve: Any, record: Any, node: Any) -> tuple[set, set]:
+    """(ids SQL selects, ids the Python evaluator selects) over every row of `table`."""
+    with open_session(url) as session:
+        stored = session.execute(select(table)).mappings().all()
+        condition = compile_filter(node, resolve, dialect=session.get_bind().dialect.name)
+        in_sql = set(session.execute(select(table.c[id_column]).where(condition)).scalars())
+    return in_sql, {r[id_column] for r in stored if evaluate(node, record(r))}
+
+
 @pytest.mark.both_backends
 @HYPOTHESIS
 @given(
     data=st.data(),
     records=st.lists(
-        st.tuples(metadata, st.sampled_from(["PENDING", "COMPLETED", "FAILED"]), st.one_of(st.none(), st.integers(0, 9)),
-                  st.one_of(st.none(), strings)),
+        st.tuples(metadata, st.sampled_from(["PENDING", "COMPLETED", "FAILED"]),
+                  st.one_of(st.none(), st.integers(0, 9)), st.one_of(st.none(), strings)),
         min_size=1, max_size=6,
     ),
 )
@@ -110,13 +119,10 @@ def test_objects_python_and_sql_agree(scope, data, records):
     url, (_, bucket_id, _) = scope
     pool = POOL + 4 * [leaf for record in records for leaf in leaves(list(record))]
     node = parsed(data.draw(filters(OBJECT_FIELDS, pool), label="filter"))
-    rows = [object_row(bucket_id, i, metadata=m, status=s, size_bytes=n, content_type=c)
-            for i, (m, s, n, c) in enumerate(records)]
     with open_session(url) as session:
-        replace_objects(session, rows)
-        stored = session.execute(select(objects)).mappings().all()
-        in_sql = set(session.execute(select(objects.c.object_id).where(compile_filter(node, object_field, dialect=session.get_bind().dialect.name))).scalars())
-    in_python = {r["object_id"] for r in stored if evaluate(node, object_record(r))}
+        replace_objects(session, [object_row(bucket_id, i, metadata=m, status=s, size_bytes=n, content_type=c)
+                                  for i, (m, s, n, c) in enumerate(records)])
+    in_sql, in_python = selections(url, objects, "object_id", object_field, object_record, node)
     assert in_sql == in_python
 
 
@@ -127,11 +133,10 @@ def test_documents_python_and_sql_agree(scope, data, records):
     url, (_, _, collection_id) = scope
     pool = POOL + 4 * [leaf for record in records for leaf in leaves(list(record))]
     node = parsed(data.draw(filters(DOCUMENT_FIELDS, pool), label="filter"))
-    rows = [document_row(collection_id, i, {**fields, "text": text}, {"root_object_id": text, "path": "b/c"})
-            for i, (fields, text) in enumerate(records)]
     with open_session(url) as session:
-        replace_documents(session, rows)
-        stored = session.execute(select(documents)).mappings().all()
-        in_sql = set(session.execute(select(documents.c.document_id).where(compile_filter(node, document_field, dialect=session.get_bind().dialect.name))).scalars())
-    in_python = {r["document_id"] for r in stored if evaluate(node, document_record(r))}
+        replace_documents(session, [
+            document_row(collection_id, i, {**fields, "text": text}, {"root_object_id": text, "path": "b/c"})
+            for i, (fields, text) in enumerate(records)
+        ])
+    in_sql, in_python = selections(url, documents, "document_id", document_field, document_record, node)
     assert in_sql == in_python

@@ -128,14 +128,18 @@ def input_counts(session: Session, *, batch_id: str, tier_num: int) -> dict[str,
     return {status: {"inputs": int(n), "documents": int(docs)} for status, n, docs in rows}
 
 
-def failed_inputs(session: Session, *, batch_id: str, limit: int = 100) -> list[dict[str, Any]]:
-    """The failed inputs of a batch with their errors (most useful first: by tier)."""
-    rows = session.execute(
+def failed_inputs(
+    session: Session, *, batch_id: str, tier_num: int | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """The failed inputs of a batch (or of one tier) with their errors, by tier."""
+    query = (
         select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error)
         .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.status == Status.FAILED.value)
         .order_by(batch_inputs.c.tier_num, batch_inputs.c.input_id).limit(limit)
-    ).mappings()
-    return [dict(r) for r in rows]
+    )
+    if tier_num is not None:
+        query = query.where(batch_inputs.c.tier_num == tier_num)
+    return [dict(r) for r in session.execute(query).mappings()]
 
 
 def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:
