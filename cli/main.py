@@ -16,10 +16,12 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 batch_app = typer.Typer(no_args_is_help=True, help="Inspect batches.")
 task_app = typer.Typer(no_args_is_help=True, help="Inspect tasks (Prefect flow runs).")
 documents_app = typer.Typer(no_args_is_help=True, help="Read a collection's documents.")
+objects_app = typer.Typer(no_args_is_help=True, help="Read a bucket's objects.")
 deployments_app = typer.Typer(no_args_is_help=True, help="Serve tierflow's Prefect deployments.")
 app.add_typer(batch_app, name="batch")
 app.add_typer(task_app, name="task")
 app.add_typer(documents_app, name="documents")
+app.add_typer(objects_app, name="objects")
 app.add_typer(deployments_app, name="deployments")
 
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")]
@@ -126,6 +128,23 @@ def documents_list(
         print_json(page)
         return
     console.print(documents_table(f"{collection}: {page['pagination']['total']} document(s)", page["results"]))
+
+
+@objects_app.command("list")
+@friendly_errors
+def objects_list(
+    bucket: str,
+    namespace: NamespaceOption,
+    filter_json: Annotated[str | None, typer.Option("--filter", help="A LogicalOperator as JSON.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """List a bucket's objects (filtered in the catalog), as JSON."""
+    from tierflow.browse import list_bucket_objects
+
+    print_json(list_bucket_objects(
+        namespace=namespace, bucket=bucket, filters=_json_option(filter_json, "--filter"), limit=limit, offset=offset,
+    ))
 
 
 @deployments_app.command("serve")

@@ -33,6 +33,11 @@ async def trigger_collection(
     Discovers the objects (or upstream documents) the collection reads, applies the filters,
     creates a batch and runs each tier of the DAG as a subflow. Returns the
     TriggerCollectionResponse; the batch (`tierflow batch show`) holds per-tier counters.
+
+    Args:
+        namespace: The namespace, by id (ns_…) or name.
+        collection: The collection to trigger, by id (col_…) or name.
+        request: Which inputs to process; leave empty to process everything the collection reads.
     """
     logger = get_run_logger()
     request = request or TriggerRequest()

@@ -70,6 +70,12 @@ def test_trigger_then_inspect(flows, tmp_path):
     missing = runner.invoke(app, ["task", "show", "00000000-0000-0000-0000-000000000000"])
     assert missing.exit_code == 1 and "task '00000000-0000-0000-0000-000000000000' was not found" in missing.stderr
 
+    nested = runner.invoke(app, ["objects", "list", "notes", "-n", "cli", "--filter", '{"key": {"NOT": 1}}'])
+    assert nested.exit_code == 1 and "filters.key: expected a string, number, boolean or null" in nested.stderr
+    completed = json.loads(runner.invoke(app, ["objects", "list", "notes", "-n", "cli", "--filter",
+                                               '{"AND": [{"field": "status", "value": "completed"}]}']).stdout)
+    assert [o["key"] for o in completed["results"]] == ["notes/a.txt"]
+
     listed = runner.invoke(app, ["documents", "list", "copies", "-n", "cli", "--json",
                                  "--filter", '{"field": "chunk_index", "operator": "gte", "value": 1}'])
     page = json.loads(listed.stdout)

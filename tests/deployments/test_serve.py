@@ -29,6 +29,7 @@ def test_deployments_are_built_with_a_form_and_a_schedule():
     assert manual.name == "trigger-collection" and not manual.schedules
     schema = manual._parameter_openapi_schema.model_dump()
     assert schema["required"] == ["namespace", "collection"]
+    assert schema["properties"]["namespace"]["description"] == "The namespace, by id (ns_…) or name."
     request = schema["definitions"]["TriggerRequest"]["properties"]
     assert request["source_filters"]["title"] == "Source filters"
     assert "LogicalOperator" in request["source_filters"]["description"]

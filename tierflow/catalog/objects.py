@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from tierflow.catalog.records import object_record
+from tierflow.catalog.records import object_field, object_record
 from tierflow.catalog.schema import objects
 from tierflow.catalog.upsert import upsert_rows
+from tierflow.filters import Node, compile_filter
 from tierflow.timestamps import now_text
 
 _REGISTER_UPDATE = (
@@ -48,3 +49,17 @@ def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
         session.execute(
             update(objects).where(objects.c.object_id.in_(ids)).values(status=status, updated_at=now)
         )
+
+
+def list_objects(
+    session: Session, *, bucket_id: str, where: Node, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of a bucket's objects matching `where` (filtered in SQL), and the total."""
+    condition = (objects.c.bucket_id == bucket_id) & compile_filter(
+        where, object_field, dialect=session.get_bind().dialect.name
+    )
+    total = session.execute(select(func.count()).select_from(objects).where(condition)).scalar_one()
+    rows = session.execute(
+        select(objects).where(condition).order_by(objects.c.key, objects.c.object_id).limit(limit).offset(offset)
+    ).mappings()
+    return [object_record(dict(r)) for r in rows], int(total)
