@@ -102,3 +102,19 @@ async def _scheduled_exists() -> bool:
     async with get_client() as client:
         deployment = await client.read_deployment_by_name("trigger-collection/process-pending")
         return bool(deployment.schedules) and deployment.parameters["collection"] == "chunks"
+
+
+def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
+    import yaml
+
+    from flows.trigger import trigger_collection
+
+    spec = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
+    names = [d["name"] for d in spec["deployments"]]
+    assert names == ["trigger-collection", "process-pending"]
+    for deployment in spec["deployments"]:
+        assert deployment["entrypoint"] == "flows/trigger.py:trigger_collection"
+        assert deployment["work_pool"]["name"] == "tierflow-pool"
+        if "parameters" in deployment:
+            checked = trigger_collection.validate_parameters(deployment["parameters"])
+            assert checked["request"].source_filters == PENDING_ONLY
