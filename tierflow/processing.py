@@ -170,7 +170,7 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
     if kind == "object":
         root_bucket = ctx.buckets[record["bucket_id"]]
         key_values = _unique_values(root_bucket, record)
-        identity: Any = key_values
+        identity: Any = None if key_values is None else [record["bucket_id"], key_values]
         base = {"root_object_id": record["object_id"], "root_bucket_id": record["bucket_id"],
                 "source_object_id": record["object_id"], "source_document_id": None,
                 "source_collection_id": None, "path": f"{record['bucket_id']}/{cid}", "chain": []}

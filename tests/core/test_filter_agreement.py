@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -93,7 +94,12 @@ def scope(catalog):
         return catalog, make_scope(session)
 
 
-HYPOTHESIS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 300 examples per backend in the suite; TIERFLOW_FILTER_EXAMPLES=5000 for a longer hunt.
+HYPOTHESIS = settings(
+    max_examples=int(os.environ.get("TIERFLOW_FILTER_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 
 
 def selections(url: str, table: Any, id_column: str, resolve: Any, record: Any, node: Any) -> tuple[set, set]:

@@ -102,3 +102,15 @@ def test_diamond_and_three_tiers(flows, tmp_path):
     assert {d["_internal"]["lineage"]["path"].split("/")[2] for d in join} == {
         view["tier_tasks"][1]["collection_ids"][0], view["tier_tasks"][1]["collection_ids"][1]}
     assert view["status"] == "COMPLETED"
+
+
+@pytest.mark.both_backends
+def test_objects_sharing_unique_key_values_upsert_one_document(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "same words", {"doc-id": "42"})
+    put_text(flows, "notes/b.txt", "same words", {"doc-id": "42"})
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket(unique_key=["doc-id"])],
+                                 "collections": [chunk_collection(size=5)]})
+    response = trigger("flows", "chunks")
+    view = batch_view(response["batch_id"])
+    assert view["status"] == "COMPLETED" and view["tier_tasks"][0]["inputs_succeeded"] == 2
+    assert docs("chunks")["pagination"]["total"] == 1

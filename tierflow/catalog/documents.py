@@ -21,7 +21,10 @@ def write_documents(session: Session, *, rows: Sequence[dict[str, Any]], upsert:
     if not rows:
         return
     if upsert:
-        upsert_rows(session, documents, rows, keys=["document_id"], update=_UPSERT_UPDATE)
+        # Two inputs with the same unique-key values make the same ids: the last one wins, as a
+        # later run would (PostgreSQL refuses to update one row twice in a statement).
+        unique = list({row["document_id"]: row for row in rows}.values())
+        upsert_rows(session, documents, unique, keys=["document_id"], update=_UPSERT_UPDATE)
     else:
         session.execute(insert(documents), list(rows))
 
