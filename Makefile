@@ -21,6 +21,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
+	$(BIN)/python bench/pipeline.py --objects 1000
 
 serve-flows: $(STAMP)
 	$(BIN)/tierflow deployments serve

@@ -1,0 +1,295 @@
+"""Benchmark: tierflow against a hand-written script and a naive Prefect flow, on the same data.
+
+Workload: N text objects of 30 words in S3 (moto's server in its own process, or any endpoint
+given with --endpoint), a two-tier DAG (text_extractor by words, 3-word chunks, then
+passthrough_extractor), a fresh SQLite catalog for each contender. Each contender runs in its own
+process so that its peak RSS is its own:
+
+- tierflow:     `trigger_collection` end to end (discovery, selection, two tier subflows);
+- hand-written: one plain script doing the same listing, the same GETs (same I/O concurrency),
+                the same splitting and bulk inserts into the same tables, no orchestration;
+- naive:        the same work as one Prefect task per object (tier 1) and per object's chunks
+                (tier 2): what a first attempt looks like.
+
+    python bench/pipeline.py [--objects 1000 10000] [--skip-naive-above 2000]
+
+Prints a table and writes bench/results/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+S3_BUCKET = "tierflow-bench"
+WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
+         "sigma tau upsilon phi chi psi omega").split()
+DEFINITIONS = {
+    "namespace": "bench",
+    "buckets": [{"bucket_name": "texts", "storage": {"s3_bucket": S3_BUCKET, "prefix": "texts/"},
+                 "bucket_schema": {"properties": {"content": {"type": "text"}}}, "unique_key": {"fields": ["key"]}}],
+    "collections": [
+        {"collection_name": "chunks", "source": {"type": "bucket", "bucket_ids": ["texts"]},
+         "feature_extractor": {"feature_extractor_name": "text_extractor",
+                               "parameters": {"split_by": "words", "chunk_size": 3}}},
+        {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["chunks"]},
+         "feature_extractor": {"feature_extractor_name": "passthrough_extractor"}},
+    ],
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def seed(endpoint: str, count: int) -> None:
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket=S3_BUCKET)
+
+    def put(i: int) -> None:
+        text = " ".join(WORDS[(i + j) % len(WORDS)] for j in range(30))
+        s3.put_object(Bucket=S3_BUCKET, Key=f"texts/{i:07d}.txt", Body=text.encode(), ContentType="text/plain")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(put, range(count)))
+
+
+def _apply(tmp: str) -> dict[str, str]:
+    import yaml
+
+    from tierflow.catalog import resources
+    from tierflow.catalog.engine import open_session
+    from tierflow.definitions import apply_file
+    from tierflow.settings import get_settings
+
+    path = Path(tmp) / "bench.yaml"
+    path.write_text(yaml.safe_dump(DEFINITIONS))
+    report = apply_file(path)
+    with open_session(get_settings().database_url) as session:
+        return {c["collection_name"]: c["collection_id"]
+                for c in resources.list_collections(session, namespace_id=report.namespace_id)}
+
+
+def _warm_up() -> None:
+    """Start Prefect's temporary API (about 4 s) before the clock runs."""
+    from prefect import flow
+
+    @flow(name="warm-up")
+    def warm_up() -> None:
+        """Nothing: its run starts the API."""
+
+    warm_up()
+
+
+def _count_documents() -> int:
+    from sqlalchemy import func, select
+
+    from tierflow.catalog.engine import open_session
+    from tierflow.catalog.schema import documents
+    from tierflow.settings import get_settings
+
+    with open_session(get_settings().database_url) as session:
+        return int(session.execute(select(func.count()).select_from(documents)).scalar_one())
+
+
+def run_tierflow(tmp: str) -> dict[str, Any]:
+    import asyncio
+
+    from flows.trigger import trigger_collection
+    from tierflow.batches import batch_view
+
+    _warm_up()
+    _apply(tmp)
+    started = time.perf_counter()
+    response = asyncio.run(trigger_collection("bench", "chunks"))
+    seconds = time.perf_counter() - started
+    view = batch_view(response["batch_id"])
+    return {"seconds": seconds, "documents": _count_documents(), "status": view["status"],
+            "tier_ms": [t["duration_ms"] for t in view["tier_tasks"]]}
+
+
+def _split(text: str) -> list[str]:
+    from tierflow.extractors.text import TextParameters, split_text
+
+    return split_text(text, TextParameters(split_by="words", chunk_size=3))
+
+
+def _document(collection_id: str, document_id: str, fields: dict[str, Any], source: str, root: str) -> dict[str, Any]:
+    now = "2026-01-01T00:00:00.000000+00:00"
+    return {"document_id": document_id, "collection_id": collection_id, "namespace_id": "bench", "batch_id": None,
+            "root_object_id": root, "source_id": source, "fields": fields, "lineage": {"root_object_id": root},
+            "created_at": now, "updated_at": now}
+
+
+def run_handwritten(tmp: str, endpoint: str) -> dict[str, Any]:
+    import boto3
+    from sqlalchemy import insert
+
+    from tierflow.catalog.engine import get_engine
+    from tierflow.catalog.schema import documents
+    from tierflow.ids import new_id
+    from tierflow.settings import get_settings
+
+    ids = _apply(tmp)
+    engine = get_engine(get_settings().database_url)
+    started = time.perf_counter()
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    keys = [e["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix="texts/")
+            for e in page.get("Contents", [])]
+
+    def get(key: str) -> tuple[str, str]:
+        return key, s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read().decode()
+
+    for start in range(0, len(keys), 200):
+        with ThreadPoolExecutor(16) as pool:
+            texts = list(pool.map(get, keys[start:start + 200]))
+        tier1 = [_document(ids["chunks"], new_id("doc"), {"text": c, "chunk_index": i}, key, key)
+                 for key, text in texts for i, c in enumerate(_split(text))]
+        tier2 = [_document(ids["copies"], new_id("doc"), d["fields"], d["document_id"], d["root_object_id"])
+                 for d in tier1]
+        with engine.begin() as conn:
+            conn.execute(insert(documents), tier1)
+            conn.execute(insert(documents), tier2)
+    return {"seconds": time.perf_counter() - started, "documents": _count_documents(), "status": "COMPLETED"}
+
+
+def run_naive(tmp: str, endpoint: str) -> dict[str, Any]:
+    import boto3
+    from prefect import flow, task
+    from prefect.task_runners import ThreadPoolTaskRunner
+    from sqlalchemy import insert
+
+    from tierflow.catalog.engine import get_engine
+    from tierflow.catalog.schema import documents
+    from tierflow.ids import new_id
+    from tierflow.settings import get_settings
+
+    ids = _apply(tmp)
+    engine = get_engine(get_settings().database_url)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+    @task
+    def chunk_object(key: str) -> list[dict[str, Any]]:
+        text = s3.get_object(Bucket=S3_BUCKET, Key=key)["Body"].read().decode()
+        rows = [_document(ids["chunks"], new_id("doc"), {"text": c, "chunk_index": i}, key, key)
+                for i, c in enumerate(_split(text))]
+        with engine.begin() as conn:
+            conn.execute(insert(documents), rows)
+        return rows
+
+    @task
+    def copy_documents(rows: list[dict[str, Any]]) -> None:
+        with engine.begin() as conn:
+            conn.execute(insert(documents), [
+                _document(ids["copies"], new_id("doc"), d["fields"], d["document_id"], d["root_object_id"])
+                for d in rows])
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=16))
+    def naive() -> None:
+        keys = [e["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=S3_BUCKET, Prefix="texts/")
+                for e in page.get("Contents", [])]
+        chunks = chunk_object.map(keys)
+        copy_documents.map(chunks).wait()
+
+    _warm_up()
+    started = time.perf_counter()
+    naive()
+    return {"seconds": time.perf_counter() - started, "documents": _count_documents(), "status": "COMPLETED"}
+
+
+def child(contender: str, endpoint: str) -> None:
+    """Run one contender in this process and print its figures as JSON."""
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["TIERFLOW_DATABASE_URL"] = f"sqlite:///{tmp}/catalog.db"
+        os.environ["TIERFLOW_S3_ENDPOINT_URL"] = endpoint
+        runner = {"tierflow": lambda: run_tierflow(tmp), "handwritten": lambda: run_handwritten(tmp, endpoint),
+                  "naive": lambda: run_naive(tmp, endpoint)}[contender]
+        result = runner()
+    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print("RESULT " + json.dumps(result), flush=True)
+
+
+def measure(contender: str, endpoint: str) -> dict[str, Any]:
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint],
+                         env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
+    if out.returncode or not lines:
+        raise SystemExit(f"{contender} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(lines[-1][7:]))
+
+
+def main() -> None:
+    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
+        os.environ.setdefault(name, value)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--objects", type=int, nargs="+", default=[1000])
+    parser.add_argument("--skip-naive-above", type=int, default=2000)
+    parser.add_argument("--child")
+    parser.add_argument("--endpoint")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.endpoint)
+        return
+    results = []
+    for count in args.objects:
+        port = _free_port()
+        server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        endpoint = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            seed(endpoint, count)
+            row: dict[str, Any] = {"objects": count}
+            for contender in ("handwritten", "tierflow", "naive"):
+                if contender == "naive" and count > args.skip_naive_above:
+                    continue
+                row[contender] = measure(contender, endpoint)
+            results.append(row)
+        finally:
+            server.terminate()
+            server.wait()
+    print(f"{'objects':>8} {'contender':<12} {'seconds':>8} {'obj/s':>8} {'docs/s':>8} {'rss MB':>7}  vs")
+    for row in results:
+        base = row["handwritten"]["seconds"]
+        for contender in ("handwritten", "tierflow", "naive"):
+            if contender not in row:
+                continue
+            r = row[contender]
+            ratio = f"{base / r['seconds']:.2f}x hand-written"
+            if contender == "tierflow" and "naive" in row:
+                ratio += f", {row['naive']['seconds'] / r['seconds']:.1f}x naive"
+            print(f"{row['objects']:>8} {contender:<12} {r['seconds']:>8.2f} {row['objects'] / r['seconds']:>8.0f} "
+                  f"{r['documents'] / r['seconds']:>8.0f} {r['peak_rss_mb']:>7}  {ratio}")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "pipeline.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
