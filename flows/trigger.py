@@ -13,12 +13,14 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.tier import process_tier
 from tasks.batches import finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
+from tierflow.settings import get_settings
 from tierflow.summary import batch_markdown
 
 
@@ -52,8 +54,11 @@ async def trigger_collection(
                 discovery.result()
         select_inputs(plan.batch_id, 0)
         parent = task_id
+        run_tier = process_tier.with_options(
+            task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency)
+        )
         for tier_num in range(len(plan.tiers)):
-            tier = await process_tier(plan.batch_id, tier_num, parent)
+            tier = await run_tier(plan.batch_id, tier_num, parent)
             parent = tier["task_id"]
     except BaseException as error:
         finish_batch(plan.batch_id, failure=str(error) or type(error).__name__)

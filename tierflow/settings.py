@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     chunk_size: int = Field(
         default=200, ge=1, le=10_000, description="Inputs per Prefect task run."
     )
+    chunk_concurrency: int = Field(
+        default=4, ge=1, le=256,
+        description="Chunk tasks of one tier running at once (more only queue on the catalog's writes).",
+    )
     io_concurrency: int = Field(
         default=16, ge=1, le=256, description="Concurrent S3 requests inside one chunk."
     )

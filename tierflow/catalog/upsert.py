@@ -13,9 +13,6 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-# SQLite allows 32,766 bound parameters per statement; stay well below it.
-_MAX_PARAMS = 30_000
-
 
 def upsert_rows(
     session: Session,
@@ -25,17 +22,19 @@ def upsert_rows(
     keys: Sequence[str],
     update: Sequence[str],
 ) -> None:
-    """Insert `rows`; where `keys` already exist, overwrite the `update` columns."""
+    """Insert `rows`; where `keys` already exist, overwrite the `update` columns.
+
+    One statement executed with many parameter sets: SQLAlchemy batches them into multi-row
+    VALUES itself and compiles the statement once (compiling a 200-row VALUES each time cost
+    more than writing it).
+    """
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     module: Any = postgresql if dialect == "postgresql" else sqlite
-    per_statement = max(1, _MAX_PARAMS // max(1, len(rows[0])))
-    for start in range(0, len(rows), per_statement):
-        part = rows[start:start + per_statement]
-        statement = module.insert(table).values(list(part))
-        statement = statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: statement.excluded[name] for name in update},
-        )
-        session.execute(statement)
+    statement = module.insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: statement.excluded[name] for name in update},
+    )
+    session.execute(statement, list(rows))
