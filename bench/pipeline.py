@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from cli.demo import free_port  # noqa: E402
+
 S3_BUCKET = "tierflow-bench"
 WORDS = ("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho "
          "sigma tau upsilon phi chi psi omega").split()
@@ -49,12 +51,6 @@ DEFINITIONS = {
          "feature_extractor": {"feature_extractor_name": "passthrough_extractor"}},
     ],
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def seed(endpoint: str, count: int) -> None:
@@ -250,7 +246,7 @@ def main() -> None:
         return
     results = []
     for count in args.objects:
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         endpoint = f"http://127.0.0.1:{port}"
