@@ -22,6 +22,7 @@ from tierflow.catalog.schema import documents, objects
 from tierflow.dag import upstream_ids
 from tierflow.errors import BadRequestError
 from tierflow.filters import Condition, Node, combine_all, compile_filter, parse_filter
+from tierflow.models.status import Status
 from tierflow.settings import get_settings
 
 
@@ -107,7 +108,7 @@ def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, i
         )
         if tier_num == 0:
             catalog_batches.update_batch(
-                session, batch_id=batch_id, status="PENDING",
+                session, batch_id=batch_id, status=Status.PENDING.value,
                 object_count=sum(c["selected"] for c in counts.values()),
             )
         return counts
