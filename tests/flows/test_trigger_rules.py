@@ -151,3 +151,27 @@ def test_a_run_that_breaks_marks_its_batch_failed(flows, tmp_path):
     view = batch_view(batch_id)
     assert view["status"] == "FAILED"
     assert "no such S3 bucket" in view["error_summary"]["message"]
+
+
+def test_input_mappings_and_required_passthrough(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "file body is ignored", {"summary": "from the metadata", "category": "x"})
+    put_text(flows, "notes/b.txt", "no summary here", {"category": "y"})
+    collection = chunk_collection(size=10)
+    collection["feature_extractor"].update(
+        input_mappings={"text": "metadata.summary"},
+        field_passthrough=[{"source_path": "metadata.category", "target_path": "topic", "required": True}],
+    )
+    required = chunk_collection("needs-author", size=10)
+    required["feature_extractor"]["field_passthrough"] = [{"source_path": "metadata.author", "required": True}]
+    apply_definitions(tmp_path, {"namespace": "maps", "buckets": [text_bucket()], "collections": [collection, required]})
+
+    view = batch_view(trigger("maps", "chunks")["batch_id"])
+    [failure] = view["tier_tasks"][0]["errors"]
+    assert "input 'text': source path 'metadata.summary' is missing" in failure["message"]
+    [doc] = list_collection_documents(namespace="maps", collection="chunks", filters=None, limit=5, offset=0)["results"]
+    assert (doc["text"], doc["topic"]) == ("from the metadata", "x")
+
+    view = batch_view(trigger("maps", "needs-author")["batch_id"])
+    assert view["status"] == "FAILED" and view["failed_object_count"] == 2
+    assert {e["message"] for e in view["tier_tasks"][0]["errors"]} == {
+        "field_passthrough: required field 'metadata.author' is missing"}
