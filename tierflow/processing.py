@@ -62,6 +62,7 @@ class _Context:
     extractor: Extractor
     params: Any
     buckets: dict[str, dict[str, Any]]
+    extractor_info: dict[str, str]
 
 
 def _category(error: BaseException) -> str:
@@ -162,7 +163,6 @@ def _parameters_hash(spec: dict[str, Any]) -> str:
 def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in: dict[str, Any] | None,
                    content: Any) -> tuple[list[dict[str, Any]], bool]:
     """Document rows for one input, and whether their ids are deterministic (upsert)."""
-    spec = ctx.collection["feature_extractor"]
     item = ExtractorInput(kind=kind, record=record, values=_resolve_inputs(ctx, kind, record, content))  # type: ignore[arg-type]
     outputs = ctx.extractor.extract(item, ctx.params)
     carried = _passthrough(ctx, record)
@@ -180,8 +180,6 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
         identity = record["document_id"] if root_bucket.get("unique_key") else None
         base = {**lineage_in, "source_object_id": None, "source_document_id": record["document_id"],
                 "source_collection_id": record["collection_id"], "path": f"{lineage_in['path']}/{cid}"}
-    extractor_info = {"name": ctx.extractor.name, "version": ctx.extractor.version,
-                      "parameters_hash": _parameters_hash(spec)}
     now = now_text()
     rows = []
     for output in outputs:
@@ -196,7 +194,7 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
             "document_id": document_id, "collection_id": cid,
             "namespace_id": ctx.collection["namespace_id"], "batch_id": ctx.batch_id,
             "root_object_id": base["root_object_id"], "source_id": record.get("document_id") or record["object_id"],
-            "fields": fields, "lineage": {**base, "chain": chain, "extractor": extractor_info},
+            "fields": fields, "lineage": {**base, "chain": chain, "extractor": ctx.extractor_info},
             "created_at": now, "updated_at": now,
         })
     return rows, identity is not None
@@ -209,7 +207,8 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
     spec = collection["feature_extractor"]
     extractor_cls = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
     params = check_parameters(extractor_cls, spec.get("parameters") or {})
-    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {})
+    info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
+    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info)
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> ChunkResult:
