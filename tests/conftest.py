@@ -87,6 +87,18 @@ def s3(catalog: str) -> Iterator[object]:
 
 
 @pytest.fixture
+def moto_endpoint() -> Iterator[str]:
+    """Moto's S3 as a real HTTP server on loopback, for code running in other processes."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
 def flows(prefect_harness: None, s3: object) -> object:
     """Everything a flow test needs: Prefect API, catalog and S3."""
     return s3

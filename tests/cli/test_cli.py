@@ -82,11 +82,23 @@ def test_trigger_then_inspect(flows, tmp_path):
     assert page["pagination"]["total"] == 1 and page["results"][0]["text"] == "four"
 
 
-def test_a_failing_run_prints_a_message_not_a_traceback(flows, tmp_path):
+def test_a_failing_run_prints_a_message_not_a_traceback(prefect_harness, catalog, moto_endpoint, tmp_path):
+    """In its own process, as a person runs it: Prefect's console logs must not show tracebacks."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL
+
     bucket = text_bucket()
-    bucket["storage"]["s3_bucket"] = "no-such-s3-bucket"
+    bucket["storage"].update(s3_bucket="no-such-s3-bucket", endpoint_url=moto_endpoint)
     runner.invoke(app, ["apply", write_definitions(tmp_path, buckets=[bucket])])
-    result = runner.invoke(app, ["trigger", "chunks", "-n", "cli"])
-    assert result.exit_code == 1
-    assert "s3://no-such-s3-bucket: no such S3 bucket" in result.stderr
-    assert "Traceback" not in result.output
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_DATABASE_URL": catalog}
+    result = subprocess.run(
+        [sys.executable, "-c", "from cli.main import app; app()", "trigger", "chunks", "-n", "cli"],
+        env=env, cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert result.returncode == 1
+    assert "error: s3://no-such-s3-bucket: no such S3 bucket" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout

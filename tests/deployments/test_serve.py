@@ -10,8 +10,6 @@ import time
 from pathlib import Path
 
 import boto3
-import pytest
-from moto.server import ThreadedMotoServer
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
@@ -47,15 +45,6 @@ async def _wait_for_deployment(name: str, deadline: float) -> None:
                 if time.monotonic() > deadline:
                     raise
                 await asyncio.sleep(0.2)
-
-
-@pytest.fixture
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_api_triggered_run_through_the_served_deployment(prefect_harness, catalog, moto_endpoint, tmp_path, monkeypatch):
