@@ -2,43 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
-from tierflow.filters import parse_filter
+from tierflow.filters import Node, parse_filter
 from tierflow.settings import get_settings
+
+Fetch = Callable[[Session, str, Node], tuple[list[dict[str, Any]], int]]
+"""(session, namespace id, filter) -> (one page of records, total matching)."""
 
 
 def list_collection_documents(
     *, namespace: str, collection: str, filters: Any, limit: int, offset: int
 ) -> dict[str, Any]:
     """`{results, pagination: {total, limit, offset, has_more}}` for a collection's documents."""
-    where = parse_filter(filters, where="filters")
-    with open_session(get_settings().database_url) as session:
-        ns = resources.get_namespace(session, identifier=namespace)
-        row = resources.get_collection(session, namespace_id=ns["namespace_id"], identifier=collection)
-        results, total = catalog_documents.list_documents(
+
+    def fetch(session: Session, namespace_id: str, where: Node) -> tuple[list[dict[str, Any]], int]:
+        row = resources.get_collection(session, namespace_id=namespace_id, identifier=collection)
+        return catalog_documents.list_documents(
             session, collection_id=row["collection_id"], where=where, limit=limit, offset=offset
         )
-    return _page(results, total, limit, offset)
+
+    return _page(namespace, filters, limit, offset, fetch)
 
 
 def list_bucket_objects(*, namespace: str, bucket: str, filters: Any, limit: int, offset: int) -> dict[str, Any]:
     """`{results, pagination}` for a bucket's objects (e.g. those still `PENDING`)."""
+
+    def fetch(session: Session, namespace_id: str, where: Node) -> tuple[list[dict[str, Any]], int]:
+        row = resources.get_bucket(session, namespace_id=namespace_id, identifier=bucket)
+        return catalog_objects.list_objects(
+            session, bucket_id=row["bucket_id"], where=where, limit=limit, offset=offset
+        )
+
+    return _page(namespace, filters, limit, offset, fetch)
+
+
+def _page(namespace: str, filters: Any, limit: int, offset: int, fetch: Fetch) -> dict[str, Any]:
+    """Parse the filter, resolve the namespace, fetch one page and describe it."""
     where = parse_filter(filters, where="filters")
     with open_session(get_settings().database_url) as session:
         ns = resources.get_namespace(session, identifier=namespace)
-        row = resources.get_bucket(session, namespace_id=ns["namespace_id"], identifier=bucket)
-        results, total = catalog_objects.list_objects(
-            session, bucket_id=row["bucket_id"], where=where, limit=limit, offset=offset
-        )
-    return _page(results, total, limit, offset)
-
-
-def _page(results: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+        results, total = fetch(session, ns["namespace_id"], where)
     return {
         "results": results,
         "pagination": {"total": total, "limit": limit, "offset": offset, "has_more": offset + len(results) < total},
