@@ -14,6 +14,7 @@ from typing import Any
 import re2
 
 _WORD_RE = _re.compile(r"[A-Za-z0-9_]+")
+_NON_WORD = r"[^A-Za-z0-9_]"
 
 
 def fold(text: str) -> str:
@@ -49,8 +50,10 @@ def text_patterns(query: str) -> list[str]:
     """RE2 patterns for a `text` query: one per word, each matching that whole word.
 
     RE2 has no look-ahead, so "every word, in any order" is the AND of one pattern per word.
+    Word edges are spelled as explicit ASCII classes rather than `\b`: PostgreSQL's `\y` counts
+    letters such as 'É' as word characters where RE2's `\b` does not, and both must agree.
     """
-    return [rf"\b{_re.escape(word)}\b" for word in _WORD_RE.findall(query)]
+    return [rf"(^|{_NON_WORD}){_re.escape(word)}({_NON_WORD}|$)" for word in _WORD_RE.findall(query)]
 
 
 def regex_search(pattern: str, case_sensitive: bool, value: str) -> bool:

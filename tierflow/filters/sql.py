@@ -107,9 +107,6 @@ class _SQLite:
     def position(self, haystack: Any, needle: Any) -> ColumnElement[Any]:
         return func.instr(haystack, needle)
 
-    def word_patterns(self, query: str) -> list[str]:
-        return text_patterns(query)
-
     def binary(self, expr: Any) -> Any:
         return expr
 
@@ -171,10 +168,6 @@ class _PostgreSQL(_SQLite):
 
     def position(self, haystack: Any, needle: Any) -> ColumnElement[Any]:
         return func.strpos(haystack, needle)
-
-    def word_patterns(self, query: str) -> list[str]:
-        # PostgreSQL's regular expressions spell a word boundary \y (\b is a backspace there).
-        return [p.replace(r"\b", r"\y") for p in text_patterns(query)]
 
     def binary(self, expr: Any) -> Any:
         return expr.collate("C")
@@ -334,7 +327,7 @@ class _Compiler:
         elif op == "regex":
             check = self.d.regexp(text, target, cs)
         else:
-            check = and_(*[self.d.regexp(text, p, False) for p in self.d.word_patterns(target)])
+            check = and_(*[self.d.regexp(text, p, False) for p in text_patterns(target)])
         return and_(self.is_kind(f, "string"), check)
 
 
