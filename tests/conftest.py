@@ -15,24 +15,24 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
+from tests.utils.prefect_server import prefect_test_server  # noqa: E402
 from tierflow.catalog.engine import dispose_engines  # noqa: E402
 from tierflow.settings import get_settings  # noqa: E402
 from tierflow.storage import s3_client  # noqa: E402
+
+
+POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One temporary Prefect API for the whole session, heartbeats off."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_server(POSTGRES_URL):
         with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             yield
-
-
-POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 
 
 def pytest_configure(config: pytest.Config) -> None:

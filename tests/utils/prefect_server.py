@@ -1,0 +1,64 @@
+"""A Prefect API for the test session, on PostgreSQL when the tests have one.
+
+Prefect's own `prefect_test_harness` always keeps its state in SQLite. Under concurrent writes
+(a trigger flow, its tier subflow and the chunk tasks) SQLite answers "database is locked", the
+API turns that into a 503 and Prefect's client waits about two seconds before retrying, so each
+tier subflow of a test starts seconds late. On PostgreSQL, which CI starts anyway, none of that
+happens. Without PostgreSQL this falls back to Prefect's harness unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _prefect_database(catalog_url: str) -> str:
+    """An asyncpg URL of a `prefect_test` database beside the catalog's, created if missing."""
+    url = make_url(catalog_url)
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = 'prefect_test'")).first()
+        if not exists:
+            connection.execute(text("CREATE DATABASE prefect_test"))
+    engine.dispose()
+    return url.set(drivername="postgresql+asyncpg", database="prefect_test").render_as_string(hide_password=False)
+
+
+@contextmanager
+def prefect_test_server(postgres_url: str | None, *, startup_timeout: int = 120) -> Iterator[None]:
+    """Run a Prefect API subprocess for the duration of the block and point clients at it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    if postgres_url is None:
+        with prefect_test_harness(server_startup_timeout=startup_timeout):
+            yield
+        return
+
+    import prefect.context
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_DATABASE_CONNECTION_URL, temporary_settings
+
+    with ExitStack() as stack:
+        stack.enter_context(temporary_settings({
+            PREFECT_SERVER_DATABASE_CONNECTION_URL: _prefect_database(postgres_url),
+        }))
+        server = SubprocessASGIServer(port=_free_port())
+        # Registered as the default server so code that asks for one finds this one.
+        SubprocessASGIServer._instances[None] = server
+        server.start(timeout=startup_timeout)
+        stack.callback(SubprocessASGIServer._instances.pop, None, None)
+        stack.callback(server.stop)
+        stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
+        stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
+        yield
