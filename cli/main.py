@@ -22,7 +22,9 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(task_app, name="task")
 app.add_typer(documents_app, name="documents")
 app.add_typer(objects_app, name="objects")
+keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys of the REST API.")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(keys_app, name="keys")
 
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")]
 
@@ -157,6 +159,73 @@ def deployments_serve(
     from deployments.serve import serve_deployments
 
     serve_deployments(namespace=namespace, collection=collection, cron=cron)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address the REST API listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the REST API.")] = 8000,
+    namespace: Annotated[str, typer.Option(help="Namespace of the scheduled deployment.")] = "quickstart",
+    collection: Annotated[str, typer.Option(help="Collection of the scheduled deployment.")] = "paragraphs",
+    cron: Annotated[str, typer.Option(help="Schedule of the scheduled deployment.")] = "*/15 * * * *",
+) -> None:
+    """Run the REST API and a runner for tierflow's deployments (stops cleanly on SIGTERM)."""
+    from deployments.stack import run_stack
+
+    run_stack(host=host, port=port, namespace=namespace, collection=collection, cron=cron,
+              announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
+
+
+@keys_app.command("create")
+@friendly_errors
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="A name to recognise the key by.")],
+    namespace: Annotated[list[str] | None, typer.Option(
+        "--namespace", "-n", help="Limit the key to this namespace (repeatable); default: every namespace.")] = None,
+) -> None:
+    """Create an API key; the key itself is printed once, on the last line."""
+    from tierflow.catalog.engine import open_session
+    from tierflow.keys import create_key
+    from tierflow.settings import get_settings
+
+    with open_session(get_settings().database_url) as session:
+        record, key = create_key(session, name=name, namespaces=namespace)
+    scope = ", ".join(record["namespaces"]) if record["namespaces"] else "every namespace"
+    console.print(f"created key {record['key_id']} ({name}) for {scope}; store it now, it is not shown again:",
+                  highlight=False, soft_wrap=True)
+    typer.echo(key)
+
+
+@keys_app.command("list")
+@friendly_errors
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    from tierflow.catalog.engine import open_session
+    from tierflow.keys import list_keys
+    from tierflow.settings import get_settings
+
+    with open_session(get_settings().database_url) as session:
+        records = list_keys(session)
+    table = Table(title="API keys", title_justify="left")
+    for column in ("key id", "name", "namespaces", "created", "revoked"):
+        table.add_column(column)
+    for r in records:
+        table.add_row(r["key_id"], r["name"], ", ".join(r["namespaces"] or ["(all)"]), r["created_at"],
+                      r["revoked_at"] or "")
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@friendly_errors
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> None:
+    """Revoke an API key: requests with it get 401 from then on."""
+    from tierflow.catalog.engine import open_session
+    from tierflow.keys import revoke_key
+    from tierflow.settings import get_settings
+
+    with open_session(get_settings().database_url) as session:
+        record = revoke_key(session, key=key)
+    console.print(f"revoked key {record['key_id']} ({record['name']})", highlight=False)
 
 
 @app.command()

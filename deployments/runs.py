@@ -1,7 +1,8 @@
-"""Reading a task (a Prefect flow run) together with its batch: the contract's task object.
+"""Prefect flow runs as the faces see them: starting a trigger through its deployment, and
+reading a task (a flow run together with its batch, the contract's task object).
 
-Shared by the faces (CLI now, the REST API later): the Prefect run gives the state, the catalog
-gives what the run did.
+Shared by the CLI and the REST API: the Prefect run gives the state, the catalog gives what the
+run did.
 """
 
 from __future__ import annotations
@@ -9,13 +10,54 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Cancelling
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
-from tierflow.errors import NotFoundError
+from tierflow.errors import NotFoundError, TransientError
 from tierflow.settings import get_settings
+
+
+class RunnerUnavailableError(TransientError):
+    """No Prefect API or no deployment to start the run through (start `tierflow serve`)."""
+
+    status = 503
+    type_name = "ServiceUnavailableError"
+
+
+def start_trigger_run(parameters: dict[str, Any]) -> str:
+    """Create a run of the trigger deployment (a worker or `tierflow serve` picks it up); its id."""
+    name = get_settings().trigger_deployment
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(name)
+            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=["tierflow"])
+    except ObjectNotFound:
+        raise RunnerUnavailableError(
+            f"the Prefect deployment '{name}' does not exist; start it with `tierflow serve`"
+        ) from None
+    except httpx.HTTPError as error:
+        raise RunnerUnavailableError(f"the Prefect API cannot be reached ({type(error).__name__})") from None
+    return str(run.id)
+
+
+def cancel_runs(task_ids: list[str]) -> None:
+    """Ask Prefect to cancel these flow runs: a running one is stopped by its runner or worker,
+    one not started yet is cancelled outright. Runs already finished are left as they are."""
+    with get_client(sync_client=True) as client:
+        for task_id in task_ids:
+            try:
+                run = client.read_flow_run(UUID(task_id))
+            except (ObjectNotFound, ValueError):
+                continue
+            if run.state is None or run.state.is_final():
+                continue
+            state = Cancelling() if run.state.is_running() else Cancelled()
+            client.set_flow_run_state(run.id, state, force=True)
+
 
 _PREFECT_TO_STATUS = {
     "SCHEDULED": "PENDING", "PENDING": "PENDING", "PAUSED": "PENDING", "RUNNING": "PROCESSING",
@@ -37,6 +79,9 @@ async def read_task(task_id: str) -> dict[str, Any]:
         raise NotFoundError("task", task_id) from None
     with open_session(get_settings().database_url) as session:
         found = catalog_batches.find_by_task(session, task_id=task_id)
+        if found is None and (run.parameters or {}).get("batch_id"):
+            # A retry's run: it works on the batch named in its parameters.
+            found = (catalog_batches.get_batch(session, batch_id=run.parameters["batch_id"]), None)
         batch, tier_num = found if found else (None, None)
         tiers = catalog_batches.get_tiers(session, batch_id=batch["batch_id"]) if batch else []
     state = run.state.type.value if run.state else "PENDING"

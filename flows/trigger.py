@@ -16,7 +16,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.tier import process_tier
-from tasks.batches import finish_batch, plan_batch, select_inputs
+from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
@@ -29,6 +29,7 @@ async def trigger_collection(
     namespace: str,
     collection: str,
     request: TriggerRequest | None = None,
+    batch_id: str | None = None,
 ) -> dict[str, Any]:
     """Process a collection and every collection downstream of it.
 
@@ -40,19 +41,25 @@ async def trigger_collection(
         namespace: The namespace, by id (ns_…) or name.
         collection: The collection to trigger, by id (col_…) or name.
         request: Which inputs to process; leave empty to process everything the collection reads.
+        batch_id: Leave empty. Set by the REST API, which plans the batch before it starts the run
+            so that it can answer with the batch id at once.
     """
     logger = get_run_logger()
     request = request or TriggerRequest()
     task_id = flow_run.id
-    plan = plan_batch(namespace, collection, request, task_id)
+    if batch_id is None:
+        plan = plan_batch(namespace, collection, request, task_id)
+    else:
+        plan = adopt_batch(batch_id, task_id)
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
     try:
-        if plan.source_type == "bucket":
-            discoveries = [discover_bucket.submit(b) for b in plan.source_bucket_ids]
-            wait(discoveries)
-            for discovery in discoveries:
-                discovery.result()
-        select_inputs(plan.batch_id, 0)
+        if not plan.resumed:
+            if plan.source_type == "bucket":
+                discoveries = [discover_bucket.submit(b) for b in plan.source_bucket_ids]
+                wait(discoveries)
+                for discovery in discoveries:
+                    discovery.result()
+            select_inputs(plan.batch_id, 0)
         parent = task_id
         run_tier = process_tier.with_options(
             task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency)

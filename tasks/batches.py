@@ -16,6 +16,12 @@ def plan_batch(namespace: str, collection: str, request: TriggerRequest, task_id
     return planning.plan_batch(namespace=namespace, collection=collection, request=request, task_id=task_id)
 
 
+@task(name="adopt-batch")
+def adopt_batch(batch_id: str, task_id: str) -> planning.BatchPlan:
+    """Take over a batch the REST API planned before starting this run."""
+    return planning.adopt_batch(batch_id=batch_id, task_id=task_id)
+
+
 @task(name="select-inputs", task_run_name="select-inputs-tier-{tier_num}")
 def select_inputs(batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
     """Fill the tier's manifest with the inputs its filters select (in SQL)."""

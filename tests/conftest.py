@@ -20,7 +20,6 @@ from tierflow.catalog.engine import dispose_engines  # noqa: E402
 from tierflow.settings import get_settings  # noqa: E402
 from tierflow.storage import s3_client  # noqa: E402
 
-
 POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
 

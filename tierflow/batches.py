@@ -17,6 +17,7 @@ from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs
+from tierflow.errors import BadRequestError
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
 from tierflow.settings import get_settings
@@ -107,7 +108,9 @@ def finish_batch(*, batch_id: str, failure: str | None = None) -> TriggerCollect
         for t in tiers:
             summary.update(t["error_summary"] or {})
         anything_done = any(t["inputs_succeeded"] for t in tiers)
-        if failure or (Status.FAILED.value in statuses and not anything_done):
+        if batch["status"] == Status.CANCELED.value:
+            status = Status.CANCELED  # cancelled from outside: the run's end does not undo that
+        elif failure or (Status.FAILED.value in statuses and not anything_done):
             status = Status.FAILED
         elif statuses & {Status.FAILED.value, Status.COMPLETED_WITH_ERRORS.value}:
             status = Status.COMPLETED_WITH_ERRORS
@@ -184,3 +187,47 @@ def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
             settings.database_url, batch_id=batch_id, collection_id=collection_id, size=settings.chunk_size
         )
     ]
+
+
+TERMINAL = {Status.COMPLETED.value, Status.COMPLETED_WITH_ERRORS.value, Status.FAILED.value, Status.CANCELED.value}
+
+
+def cancel_batch(batch_id: str) -> list[str]:
+    """Mark a batch and its unfinished tiers CANCELED; the task ids of runs that may still run.
+
+    Every chunk commits in one transaction, so whatever a cancelled run had written is whole.
+    """
+    with open_session(_url()) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        if batch["status"] in TERMINAL:
+            raise BadRequestError(f"batch {batch_id} is already {batch['status']}", details={"status": batch["status"]})
+        tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
+        running = [t for t in tiers if t["status"] not in TERMINAL]
+        for tier in running:
+            catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"],
+                                        status=Status.CANCELED.value, completed_at=now_text())
+        catalog_batches.update_batch(session, batch_id=batch_id, status=Status.CANCELED.value)
+    return [t for t in [batch["task_id"], *(t["task_id"] for t in running)] if t]
+
+
+def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[int] | None) -> int:
+    """Put a finished batch's failed inputs back to PENDING for a retry run; how many."""
+    with open_session(_url()) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        if batch["status"] not in TERMINAL:
+            raise BadRequestError(f"batch {batch_id} is {batch['status']}; retry it once it has finished",
+                                  details={"status": batch["status"]})
+        bad = [n for n in tier_nums or [] if not 0 <= n < batch["total_tiers"]]
+        if bad:
+            raise BadRequestError(f"tier_nums: {bad} not in this batch's tiers 0..{batch['total_tiers'] - 1}",
+                                  details={"field": "tier_nums"})
+        failed = catalog_batches.failed_inputs(session, batch_id=batch_id, limit=None)
+        chosen = [f for f in failed
+                  if (tier_nums is None or f["tier_num"] in tier_nums)
+                  and (not transient_only or (f["error"] or {}).get("transient"))]
+        if not chosen:
+            raise BadRequestError(f"batch {batch_id} has no failed inputs to retry with these options")
+        catalog_batches.reset_inputs(
+            session, batch_id=batch_id, inputs=[(f["collection_id"], f["input_id"]) for f in chosen])
+        catalog_batches.update_batch(session, batch_id=batch_id, status=Status.PENDING.value)
+    return len(chosen)

@@ -50,6 +50,11 @@ def _page(namespace: str, filters: Any, limit: int, offset: int, fetch: Fetch) -
     with open_session(get_settings().database_url) as session:
         ns = resources.get_namespace(session, identifier=namespace)
         results, total = fetch(session, ns["namespace_id"], where)
+    return page_of(results, total=total, limit=limit, offset=offset)
+
+
+def page_of(results: list[dict[str, Any]], *, total: int, limit: int, offset: int) -> dict[str, Any]:
+    """The contract's `{results, pagination: {total, limit, offset, has_more}}`."""
     return {
         "results": results,
         "pagination": {"total": total, "limit": limit, "offset": offset, "has_more": offset + len(results) < total},

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.dag import find_cycle
-from tierflow.errors import BadRequestError, NotFoundError, TierflowError, ValidationError
+from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError, TierflowError, ValidationError
 from tierflow.extractors import check_parameters, get_extractor
-from tierflow.models.definitions import BucketSpec, CollectionSpec
+from tierflow.models.definitions import BucketSpec, CollectionSpec, NamespaceSpec
 from tierflow.settings import get_settings
 
 
@@ -102,6 +102,35 @@ def define_collection(session: Session, *, namespace_id: str, spec: CollectionSp
             details={"field": "source"},
         )
     return resources.put_collection(session, namespace_id=namespace_id, values=values)
+
+
+def _refuse_existing(session: Session, kind: str, name: str, namespace_id: str | None) -> None:
+    getter = {"namespace": lambda: resources.get_namespace(session, identifier=name),
+              "bucket": lambda: resources.get_bucket(session, namespace_id=namespace_id or "", identifier=name),
+              "collection": lambda: resources.get_collection(session, namespace_id=namespace_id or "", identifier=name)}
+    try:
+        getter[kind]()
+    except NotFoundError:
+        return
+    raise AlreadyExistsError(f"{kind} '{name}' already exists", details={"resource": kind, "name": name})
+
+
+def create_namespace(session: Session, *, spec: NamespaceSpec) -> dict[str, Any]:
+    """A new namespace; AlreadyExistsError when the name is taken."""
+    _refuse_existing(session, "namespace", spec.namespace_name, None)
+    return resources.put_namespace(session, name=spec.namespace_name, description=spec.description)[0]
+
+
+def create_bucket(session: Session, *, namespace_id: str, spec: BucketSpec) -> dict[str, Any]:
+    """A new bucket; AlreadyExistsError when the namespace has one of that name."""
+    _refuse_existing(session, "bucket", spec.bucket_name, namespace_id)
+    return define_bucket(session, namespace_id=namespace_id, spec=spec)[0]
+
+
+def create_collection(session: Session, *, namespace_id: str, spec: CollectionSpec) -> dict[str, Any]:
+    """A new collection (sources, extractor and cycles checked); AlreadyExistsError on its name."""
+    _refuse_existing(session, "collection", spec.collection_name, namespace_id)
+    return define_collection(session, namespace_id=namespace_id, spec=spec)[0]
 
 
 def _ordered(collections: list[dict[str, Any]]) -> Iterable[tuple[int, dict[str, Any]]]:

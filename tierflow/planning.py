@@ -31,6 +31,8 @@ class BatchPlan:
     source_bucket_ids: list[str]
     source_collection_ids: list[str]
     tiers: list[list[str]]
+    resumed: bool = False
+    """True when the batch ran before (a retry): its inputs are already selected."""
 
 
 def _resolve_sources(
@@ -124,4 +126,20 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
         batch_id=batch_id, namespace_id=ns["namespace_id"], collection_id=root["collection_id"],
         source_type=source_type, source_bucket_ids=bucket_ids, source_collection_ids=collection_ids,
         tiers=tiers,
+    )
+
+
+def adopt_batch(*, batch_id: str, task_id: str | None) -> BatchPlan:
+    """The plan of a batch created before its run (by the REST API), now owned by run `task_id`."""
+    with open_session(get_settings().database_url) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        root = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=batch["collection_id"])
+        if batch["task_id"] is None and task_id is not None:
+            # The first run is the batch's task; a retry's run is linked through its parameters.
+            catalog_batches.update_batch(session, batch_id=batch_id, task_id=task_id)
+    return BatchPlan(
+        batch_id=batch_id, namespace_id=batch["namespace_id"], collection_id=batch["collection_id"],
+        source_type=root["source"]["type"], source_bucket_ids=batch["source_bucket_ids"],
+        source_collection_ids=batch["source_collection_ids"], tiers=batch["dag_tiers"],
+        resumed=batch["status"] != Status.DRAFT.value,
     )

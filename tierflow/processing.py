@@ -95,7 +95,8 @@ def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str
 def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The file bytes of each object (or its error), fetched concurrently."""
     settings = get_settings()
-    urls = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
+    blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
+    urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
 
     def fetch(object_id: str) -> bytes:
         record = records[object_id]
@@ -103,10 +104,16 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
         binding = buckets[record["bucket_id"]].get("storage")
         return read_object(s3_client(*storage_location(binding), pool=settings.io_concurrency), s3_bucket, key)
 
-    found = run_concurrently(fetch, list(urls), settings.io_concurrency)
+    found: dict[str, Any] = run_concurrently(fetch, list(urls), settings.io_concurrency)
+    # Objects registered through the API may carry their content inline instead of a URL.
+    found.update({oid: _inline_bytes(data) for oid, data in blobs.items() if oid not in urls})
     for oid in records:
         found.setdefault(oid, ExtractionError(f"object {oid} has no blob to read", category="validation"))
     return found
+
+
+def _inline_bytes(data: Any) -> bytes:
+    return data.encode("utf-8") if isinstance(data, str) else json.dumps(data).encode("utf-8")
 
 
 def _resolve_inputs(ctx: _Context, kind: str, record: dict[str, Any], content: Any) -> dict[str, Any]:

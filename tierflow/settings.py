@@ -42,6 +42,10 @@ class Settings(BaseSettings):
     io_concurrency: int = Field(
         default=16, ge=1, le=256, description="Concurrent S3 requests inside one chunk."
     )
+    trigger_deployment: str = Field(
+        default="trigger-collection/trigger-collection",
+        description="The Prefect deployment (flow/deployment) the REST API starts triggers through.",
+    )
     discovery_page_size: int = Field(
         default=1000, ge=1, le=1000, description="Keys per S3 listing page."
     )

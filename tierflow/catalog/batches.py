@@ -63,6 +63,10 @@ def add_inputs(
         bindparam("s", Status.PENDING.value), bindparam("w", 0), bindparam("u", now),
     )
     columns = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
+    # Inputs already in the manifest stay as they are: a resumed or retried tier adds only new ones.
+    listed = select(batch_inputs.c.input_id).where(
+        batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id)
+    source = source.where(ids.selected_columns[0].not_in(listed))
     session.execute(insert(batch_inputs).from_select(columns, source))
     # Counted, not taken from rowcount: drivers report -1 for INSERT … SELECT.
     return int(session.execute(
@@ -129,7 +133,7 @@ def input_counts(session: Session, *, batch_id: str, tier_num: int) -> dict[str,
 
 
 def failed_inputs(
-    session: Session, *, batch_id: str, tier_num: int | None = None, limit: int = 100
+    session: Session, *, batch_id: str, tier_num: int | None = None, limit: int | None = 100
 ) -> list[dict[str, Any]]:
     """The failed inputs of a batch (or of one tier) with their errors, by tier."""
     query = (
@@ -140,6 +144,32 @@ def failed_inputs(
     if tier_num is not None:
         query = query.where(batch_inputs.c.tier_num == tier_num)
     return [dict(r) for r in session.execute(query).mappings()]
+
+
+def reset_inputs(session: Session, *, batch_id: str, inputs: Sequence[tuple[str, str]]) -> None:
+    """Put these (collection id, input id) entries of the manifest back to PENDING."""
+    now = now_text()
+    statement = (
+        update(batch_inputs)
+        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == bindparam("r_c"),
+               batch_inputs.c.input_id == bindparam("r_i"))
+        .values(status=Status.PENDING.value, error=None, documents_written=0, updated_at=now)
+    )
+    session.connection().execute(statement, [{"r_c": c, "r_i": i} for c, i in inputs])
+
+
+def list_batches(session: Session, *, namespace_id: str, status: str | None, limit: int,
+                 offset: int) -> tuple[list[str], int]:
+    """One page of a namespace's batch ids, newest first, and the total."""
+    condition = batches.c.namespace_id == namespace_id
+    if status is not None:
+        condition = condition & (batches.c.status == status)
+    total = session.execute(select(func.count()).select_from(batches).where(condition)).scalar_one()
+    ids = session.execute(
+        select(batches.c.batch_id).where(condition)
+        .order_by(batches.c.created_at.desc(), batches.c.batch_id).limit(limit).offset(offset)
+    ).scalars()
+    return list(ids), int(total)
 
 
 def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, insert, or_, select, update
+from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from tierflow.catalog.schema import buckets, collections, namespaces
-from tierflow.errors import NotFoundError
+from tierflow.catalog.schema import batches, buckets, collections, documents, namespaces, objects
+from tierflow.errors import BadRequestError, NotFoundError
 from tierflow.ids import new_id
 from tierflow.timestamps import now_text
 
@@ -109,3 +109,64 @@ def collection_names(session: Session, *, collection_ids: list[str]) -> dict[str
         .where(collections.c.collection_id.in_(collection_ids))
     )
     return dict(rows.tuples().all())
+
+
+def list_page(session: Session, *, kind: str, namespace_id: str | None, namespace_ids: frozenset[str] | None = None,
+              limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of namespaces, buckets or collections (oldest first) and the total.
+
+    `namespace_ids` limits a listing of namespaces to those (a key limited to some namespaces).
+    """
+    table = {"namespace": namespaces, "bucket": buckets, "collection": collections}[kind]
+    condition = table.c.namespace_id == namespace_id if namespace_id is not None else None
+    if namespace_ids is not None:
+        condition = table.c.namespace_id.in_(sorted(namespace_ids))
+    count = select(func.count()).select_from(table)
+    page = select(table).order_by(table.c.created_at, table.c[f"{kind}_id"]).limit(limit).offset(offset)
+    if condition is not None:
+        count, page = count.where(condition), page.where(condition)
+    total = int(session.execute(count).scalar_one())
+    return [dict(r) for r in session.execute(page).mappings()], total
+
+
+def count_objects(session: Session, *, bucket_ids: list[str]) -> dict[str, int]:
+    """How many objects each bucket holds."""
+    rows = session.execute(
+        select(objects.c.bucket_id, func.count()).where(objects.c.bucket_id.in_(bucket_ids))
+        .group_by(objects.c.bucket_id)
+    )
+    return {bucket_id: int(n) for bucket_id, n in rows}
+
+
+def count_documents(session: Session, *, collection_ids: list[str]) -> dict[str, int]:
+    """How many documents each collection holds."""
+    rows = session.execute(
+        select(documents.c.collection_id, func.count()).where(documents.c.collection_id.in_(collection_ids))
+        .group_by(documents.c.collection_id)
+    )
+    return {collection_id: int(n) for collection_id, n in rows}
+
+
+def check_unread(session: Session, *, namespace_id: str, source_id: str, label: str) -> None:
+    """BadRequestError when a collection reads this bucket or collection (deleting it would orphan it)."""
+    readers = [c["collection_name"] for c in list_collections(session, namespace_id=namespace_id)
+               if source_id in (c["source"].get("bucket_ids") or c["source"].get("collection_ids") or [])]
+    if readers:
+        raise BadRequestError(f"{label} is the source of collection(s) {', '.join(readers)}; delete those first",
+                              details={"collections": readers})
+
+
+def delete_namespace(session: Session, *, namespace_id: str) -> None:
+    """Delete a namespace with everything in it (buckets, objects, collections, documents, batches)."""
+    session.execute(delete(batches).where(batches.c.namespace_id == namespace_id))
+    session.execute(delete(namespaces).where(namespaces.c.namespace_id == namespace_id))
+
+
+def delete_bucket(session: Session, *, bucket_id: str) -> None:
+    """Delete a bucket and its objects (from the catalog; files in S3 are left alone)."""
+    session.execute(delete(buckets).where(buckets.c.bucket_id == bucket_id))
+
+
+def delete_collection(session: Session, *, collection_id: str) -> None:
+    """Delete a collection and its documents."""
+    session.execute(delete(collections).where(collections.c.collection_id == collection_id))

@@ -169,3 +169,26 @@ batch_inputs = Table(
     Column("updated_at", Stamp, nullable=False),
     Index("ix_batch_inputs_status", "batch_id", "collection_id", "status"),
 )
+
+# API keys: only a hash of the secret is stored; `namespaces` (ids) limits a key when not null.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("secret_hash", String(128), nullable=False),
+    Column("namespaces", JsonType),
+    Column("created_at", Stamp, nullable=False),
+    Column("revoked_at", Stamp),
+)
+
+# One row per Idempotency-Key of a namespace: the request's fingerprint and the first answer.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("namespace_id", String(64), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", JsonType),
+    Column("created_at", Stamp, nullable=False),
+)

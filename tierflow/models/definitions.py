@@ -39,7 +39,10 @@ class UniqueKey(Strict):
     """Fields that identify an object; re-processing then upserts its documents."""
 
     fields: list[str] = Field(min_length=1)
-    default_policy: Literal["insert", "update", "upsert"] = "upsert"
+    default_policy: Literal["insert", "update", "upsert"] | None = Field(
+        default=None,
+        description="What registering an object whose key exists does when the request names no policy.",
+    )
 
 
 class PropertySchema(BaseModel):

@@ -1,0 +1,1 @@
+"""tierflow's REST API: the contract in shared form, wire-compatible with the Mixpeek API."""

@@ -1,0 +1,54 @@
+"""Route dependencies: the caller's key and the namespace it acts in; the catalog session.
+
+`CurrentKey` authenticates `Authorization: Bearer …` (401); `NamespaceDep` resolves
+`X-Namespace` or `?namespace=` by id or name (400 missing, 404 unknown) and checks that the key
+may act there (403). Routes then stay a few lines each.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Query
+from sqlalchemy.orm import Session
+
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.errors import BadRequestError
+from tierflow.keys import ApiKey, authenticate
+from tierflow.settings import get_settings
+
+
+def catalog() -> AbstractContextManager[Session]:
+    """A catalog session in one transaction; routes open it themselves so that it commits
+    before the answer is sent, not after (as a dependency with `yield` would)."""
+    return open_session(get_settings().database_url)
+
+
+def current_key(
+    authorization: Annotated[str | None, Header(description="Bearer <api key>")] = None,
+) -> ApiKey:
+    with catalog() as session:
+        return authenticate(session, authorization=authorization)
+
+
+CurrentKey = Annotated[ApiKey, Depends(current_key)]
+
+
+def current_namespace(
+    key: CurrentKey,
+    x_namespace: Annotated[str | None, Header(description="Namespace id (ns_…) or name.")] = None,
+    namespace: Annotated[str | None, Query(description="Namespace id or name, when no X-Namespace header.")] = None,
+) -> dict[str, Any]:
+    identifier = x_namespace or namespace
+    if not identifier:
+        raise BadRequestError("namespace missing: send the X-Namespace header or ?namespace=",
+                              details={"field": "X-Namespace"})
+    with catalog() as session:
+        row = resources.get_namespace(session, identifier=identifier)
+    key.check_namespace(row["namespace_id"])
+    return row
+
+
+NamespaceDep = Annotated[dict[str, Any], Depends(current_namespace)]

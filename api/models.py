@@ -1,0 +1,183 @@
+"""The contract's request and response bodies that are not already core models.
+
+Definitions (`NamespaceSpec`, `BucketSpec`, `CollectionSpec`), the trigger request and response
+and `ObjectSpec` live in the core, where `tierflow apply`, the flows and the API share them;
+these models describe the rest, so `/openapi.json` and `/docs` show every field by its name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tierflow.models.definitions import FeatureExtractorSpec, StorageBinding, UniqueKey
+from tierflow.models.status import Status
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Page(Strict):
+    limit: int = Field(default=20, ge=1, le=1000, description="Results per page.")
+    offset: int = Field(default=0, ge=0, description="Results to skip.")
+
+
+class FilteredPage(Page):
+    filters: dict[str, Any] | None = Field(default=None, description="A LogicalOperator.")
+    sort: dict[str, Any] | list[Any] | None = Field(
+        default=None, description="Accepted for compatibility; results come in a stable order (key, then id).")
+
+
+class BatchListRequest(Page):
+    status: Status | None = Field(default=None, description="Only batches in this status.")
+
+
+class RetryRequest(Strict):
+    retry_mode: Literal["transient_only", "all"] = Field(
+        default="all", description="Retry every failed input, or only those that failed transiently.")
+    tier_nums: list[int] | None = Field(default=None, description="Only these tiers (default: every tier).")
+
+
+class Pagination(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class ListResponse(BaseModel, Generic[T]):
+    results: list[T]
+    pagination: Pagination
+
+
+class Namespace(BaseModel):
+    namespace_id: str
+    namespace_name: str
+    description: str | None
+    created_at: str
+    updated_at: str
+
+
+class Bucket(BaseModel):
+    bucket_id: str
+    bucket_name: str
+    description: str | None
+    bucket_schema: dict[str, Any]
+    unique_key: UniqueKey | None
+    metadata: dict[str, Any]
+    storage: StorageBinding | None
+    object_count: int
+    created_at: str
+    updated_at: str
+
+
+class StoredObject(BaseModel):
+    object_id: str
+    bucket_id: str
+    key_prefix: str | None
+    blobs: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    status: str
+    key: str | None = None
+    size_bytes: int | None = None
+    etag: str | None = None
+    content_type: str | None = None
+    last_modified: str | None = None
+    created_at: str
+    updated_at: str
+
+
+class Collection(BaseModel):
+    collection_id: str
+    collection_name: str
+    description: str | None
+    source: dict[str, Any]
+    feature_extractor: FeatureExtractorSpec
+    output_schema: dict[str, Any]
+    tier: int
+    document_count: int
+    enabled: bool
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class Document(BaseModel):
+    """A document: its id, its collection, its own fields, and `_internal` bookkeeping."""
+
+    model_config = ConfigDict(extra="allow")
+    document_id: str
+    collection_id: str
+
+
+class TierTask(BaseModel):
+    tier_num: int
+    task_id: str | None
+    status: str
+    collection_ids: list[str]
+    source_type: str
+    source_collection_ids: list[str]
+    parent_task_id: str | None
+    started_at: str | None
+    completed_at: str | None
+    duration_ms: int | None
+    errors: list[dict[str, Any]]
+    error_summary: dict[str, Any] | None
+    source_documents_fetched: int
+    documents_after_source_filter: int
+    documents_submitted_to_engine: int
+    documents_written: int
+    inputs_succeeded: int
+    inputs_failed: int
+    inputs_skipped: int
+
+
+class Batch(BaseModel):
+    batch_id: str
+    namespace_id: str
+    bucket_id: str | None
+    collection_ids: list[str]
+    status: str
+    object_ids: list[str] | None
+    task_id: str | None
+    current_tier: int | None
+    total_tiers: int
+    dag_tiers: list[list[str]]
+    tier_tasks: list[TierTask]
+    error_summary: dict[str, Any] | None
+    failed_object_count: int
+    object_count: int | None
+    document_count: int | None
+    created_at: str
+    updated_at: str
+
+
+class Task(BaseModel):
+    task_id: str
+    task_type: str
+    status: str
+    inputs: dict[str, Any] | None
+    outputs: dict[str, Any] | None
+    additional_data: dict[str, Any]
+    error: dict[str, Any] | None
+
+
+class Deleted(BaseModel):
+    success: bool = True
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    success: Literal[False] = False
+    status: int
+    error: ErrorDetail

@@ -1,0 +1,77 @@
+"""`/v1/batches` and `/v1/tasks`: what a trigger did, cancelling and retrying it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import NamespaceDep, catalog
+from api.models import Batch, BatchListRequest, RetryRequest, Task
+from deployments.runs import cancel_runs, read_task, start_trigger_run
+from tierflow.batches import batch_view, cancel_batch, mark_batch, reset_failed_inputs
+from tierflow.browse import page_of
+from tierflow.catalog import batches as catalog_batches
+from tierflow.errors import NotFoundError
+from tierflow.models.status import Status
+
+router = APIRouter(tags=["batches and tasks"])
+
+
+def _batch_in(namespace: dict[str, Any], batch_id: str) -> dict[str, Any]:
+    """The batch's view, or 404 when it belongs to another namespace (nothing leaks across)."""
+    view = batch_view(batch_id)
+    if view["namespace_id"] != namespace["namespace_id"]:
+        raise NotFoundError("batch", batch_id, scope=namespace["namespace_name"])
+    return view
+
+
+@router.get("/v1/batches/{batch_id}", response_model=Batch)
+def get_batch(batch_id: str, namespace: NamespaceDep) -> dict:
+    """Status, per-tier counters and task ids, failed-input summary."""
+    return _batch_in(namespace, batch_id)
+
+
+@router.post("/v1/batches/list", response_model=dict)
+def list_batches(namespace: NamespaceDep, page: BatchListRequest | None = None) -> dict:
+    page = page or BatchListRequest()
+    with catalog() as session:
+        ids, total = catalog_batches.list_batches(
+            session, namespace_id=namespace["namespace_id"], status=page.status.value if page.status else None,
+            limit=page.limit, offset=page.offset)
+    return page_of([batch_view(i) for i in ids], total=total, limit=page.limit, offset=page.offset)
+
+
+@router.post("/v1/batches/{batch_id}/cancel", response_model=Batch)
+def cancel(batch_id: str, namespace: NamespaceDep) -> dict:
+    """Cancel the batch's Prefect runs; the batch ends CANCELED (chunks already written stay whole)."""
+    _batch_in(namespace, batch_id)
+    cancel_runs(cancel_batch(batch_id))
+    return batch_view(batch_id)
+
+
+@router.post("/v1/batches/{batch_id}/retry", status_code=202, response_model=dict)
+def retry(batch_id: str, namespace: NamespaceDep, options: RetryRequest | None = None) -> dict:
+    """Re-run only the failed inputs (all, or those that failed transiently) as a new flow run."""
+    options = options or RetryRequest()
+    view = _batch_in(namespace, batch_id)
+    count = reset_failed_inputs(batch_id, transient_only=options.retry_mode == "transient_only",
+                                tier_nums=options.tier_nums)
+    try:
+        task_id = start_trigger_run({"namespace": view["namespace_id"], "collection": view["collection_ids"][0],
+                                     "batch_id": batch_id})
+    except Exception as error:
+        mark_batch(batch_id, Status.FAILED, error_summary={"message": str(error)})
+        raise
+    return {"batch_id": batch_id, "task_id": task_id, "retried_inputs": count,
+            "message": f"retrying {count} failed input(s) of batch {batch_id}"}
+
+
+@router.get("/v1/tasks/{task_id}", response_model=Task)
+async def get_task(task_id: str, namespace: NamespaceDep) -> dict:
+    """A trigger's or a tier's Prefect flow run, with its batch's progress."""
+    task = await read_task(task_id)
+    owner = task["additional_data"].get("namespace_id") or (task["inputs"] or {}).get("namespace")
+    if owner not in (namespace["namespace_id"], namespace["namespace_name"]):
+        raise NotFoundError("task", task_id, scope=namespace["namespace_name"])
+    return task

@@ -1,0 +1,115 @@
+"""`/v1/collections`: collections, their documents, and the trigger that processes them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+
+from api.deps import NamespaceDep, catalog
+from api.models import Collection, Deleted, Document, FilteredPage, ListResponse, Page
+from deployments.runs import start_trigger_run
+from tierflow import definitions, idempotency, planning
+from tierflow.batches import mark_batch, response_for
+from tierflow.browse import list_collection_documents, page_of
+from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import documents as catalog_documents
+from tierflow.catalog import resources
+from tierflow.catalog.records import document_record
+from tierflow.errors import NotFoundError
+from tierflow.models.definitions import CollectionSpec
+from tierflow.models.status import Status
+from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
+from tierflow.views import collection_views
+
+router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+@router.post("", response_model=Collection)
+def create_collection(spec: CollectionSpec, namespace: NamespaceDep) -> dict:
+    """Create a collection: its sources must exist, its extractor too, and it may not close a cycle."""
+    with catalog() as session:
+        row = definitions.create_collection(session, namespace_id=namespace["namespace_id"], spec=spec)
+        return collection_views(session, [row])[0]
+
+
+@router.post("/list", response_model=ListResponse[Collection])
+def list_collections(namespace: NamespaceDep, page: Page | None = None) -> dict:
+    page = page or Page()
+    with catalog() as session:
+        rows, total = resources.list_page(session, kind="collection", namespace_id=namespace["namespace_id"],
+                                          limit=page.limit, offset=page.offset)
+        return page_of(collection_views(session, rows), total=total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{identifier}", response_model=Collection)
+def get_collection(identifier: str, namespace: NamespaceDep) -> dict:
+    with catalog() as session:
+        row = resources.get_collection(session, namespace_id=namespace["namespace_id"], identifier=identifier)
+        return collection_views(session, [row])[0]
+
+
+@router.delete("/{identifier}", response_model=Deleted)
+def delete_collection(identifier: str, namespace: NamespaceDep) -> dict:
+    """Delete a collection and its documents; refused while another collection reads from it."""
+    with catalog() as session:
+        row = resources.get_collection(session, namespace_id=namespace["namespace_id"], identifier=identifier)
+        resources.check_unread(session, namespace_id=namespace["namespace_id"], source_id=row["collection_id"],
+                               label=f"collection '{row['collection_name']}'")
+        resources.delete_collection(session, collection_id=row["collection_id"])
+    return {"success": True, "message": f"collection '{row['collection_name']}' deleted"}
+
+
+@router.post("/{identifier}/documents/list", response_model=ListResponse[Document])
+def list_documents(identifier: str, namespace: NamespaceDep, page: FilteredPage | None = None) -> dict:
+    """A collection's documents, filtered in the catalog, one page at a time."""
+    page = page or FilteredPage()
+    return list_collection_documents(namespace=namespace["namespace_id"], collection=identifier,
+                                     filters=page.filters, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{identifier}/documents/{document_id}", response_model=Document)
+def get_document(identifier: str, document_id: str, namespace: NamespaceDep) -> dict:
+    with catalog() as session:
+        row = resources.get_collection(session, namespace_id=namespace["namespace_id"], identifier=identifier)
+        found = catalog_documents.get_document_rows(session, document_ids=[document_id]).get(document_id)
+    if found is None or found["collection_id"] != row["collection_id"]:
+        raise NotFoundError(f"document in collection '{row['collection_name']}'", document_id)
+    return document_record(found)
+
+
+@router.post("/{identifier}/trigger", status_code=202, response_model=TriggerCollectionResponse)
+def trigger_collection(
+    identifier: str,
+    namespace: NamespaceDep,
+    request: TriggerRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", max_length=255,
+        description="A repeat with the same key returns the first answer and starts nothing.")] = None,
+) -> dict:
+    """Plan a batch and start the trigger deployment's run; answers at once (202), counts come later."""
+    request = request or TriggerRequest()
+    namespace_id = namespace["namespace_id"]
+
+    def start() -> dict:
+        plan = planning.plan_batch(namespace=namespace_id, collection=identifier, request=request, task_id=None)
+        try:
+            task_id = start_trigger_run({"namespace": namespace_id, "collection": plan.collection_id,
+                                         "request": request.model_dump(mode="json", exclude_none=True),
+                                         "batch_id": plan.batch_id})
+        except Exception as error:
+            mark_batch(plan.batch_id, Status.FAILED, error_summary={"message": str(error)})
+            raise
+        with catalog() as session:
+            # Only the task id: the run may already be moving the batch's status on.
+            catalog_batches.update_batch(session, batch_id=plan.batch_id, task_id=task_id)
+            batch = catalog_batches.get_batch(session, batch_id=plan.batch_id)
+        answer = response_for(batch).model_dump(mode="json")
+        answer["message"] = f"batch {plan.batch_id} submitted: {len(plan.tiers)} tier(s); poll the task or the batch"
+        return answer
+
+    if idempotency_key is None:
+        return start()
+    fingerprint = idempotency.fingerprint(identifier, request.model_dump(mode="json"))
+    return idempotency.run_once(namespace_id=namespace_id, key=idempotency_key,
+                                request_fingerprint=fingerprint, work=start)

@@ -1,0 +1,55 @@
+"""`tierflow serve`: everything one machine needs, in one process.
+
+The REST API (uvicorn, in a thread) and a Prefect runner serving tierflow's deployments (the
+main thread, where Prefect handles SIGTERM and Ctrl-C). Without `PREFECT_API_URL` it first starts
+Prefect's local API itself and hands its address to every flow-run process the runner starts,
+so they all share one Prefect API instead of each starting its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from deployments.serve import serve_deployments
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """The Prefect API to use: `PREFECT_API_URL`, or a local one for the duration of the block."""
+    url = os.environ.get("PREFECT_API_URL")
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = SubprocessASGIServer()
+    server.start(timeout=120)
+    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the flow-run processes
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: str,
+              announce: Callable[[str], None]) -> None:
+    """Serve the REST API and the deployments until SIGTERM or Ctrl-C; then stop both."""
+    from api.app import create_app
+
+    with prefect_api() as prefect_url:
+        server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
+        api = threading.Thread(target=server.run, name="tierflow-api", daemon=True)
+        api.start()
+        announce(f"tierflow API on http://{host}:{port} (docs: /docs); Prefect API {prefect_url}")
+        try:
+            serve_deployments(namespace=namespace, collection=collection, cron=cron)
+        finally:
+            server.should_exit = True
+            api.join(timeout=10)
