@@ -23,7 +23,7 @@ class Strict(BaseModel):
 
 class Page(Strict):
     limit: int = Field(default=20, ge=1, le=1000, description="Results per page.")
-    offset: int = Field(default=0, ge=0, description="Results to skip.")
+    offset: int = Field(default=0, ge=0, le=1_000_000_000, description="Results to skip.")
 
 
 class FilteredPage(Page):
@@ -164,6 +164,13 @@ class Task(BaseModel):
     outputs: dict[str, Any] | None
     additional_data: dict[str, Any]
     error: dict[str, Any] | None
+
+
+class RetryResponse(BaseModel):
+    batch_id: str
+    task_id: str = Field(description="The Prefect flow run that re-runs the failed inputs.")
+    retried_inputs: int
+    message: str
 
 
 class Deleted(BaseModel):

@@ -116,7 +116,7 @@ def documents_list(
     namespace: NamespaceOption,
     filter_json: Annotated[str | None, typer.Option("--filter", help="A LogicalOperator as JSON.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=1_000_000_000)] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List a collection's documents (filtered in the catalog)."""
@@ -139,7 +139,7 @@ def objects_list(
     namespace: NamespaceOption,
     filter_json: Annotated[str | None, typer.Option("--filter", help="A LogicalOperator as JSON.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
-    offset: Annotated[int, typer.Option(min=0)] = 0,
+    offset: Annotated[int, typer.Option(min=0, max=1_000_000_000)] = 0,
 ) -> None:
     """List a bucket's objects (filtered in the catalog), as JSON."""
     from tierflow.browse import list_bucket_objects

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import NamespaceDep, catalog
-from api.models import Batch, BatchListRequest, RetryRequest, Task
+from api.models import Batch, BatchListRequest, ListResponse, RetryRequest, RetryResponse, Task
 from deployments.runs import cancel_runs, read_task, start_trigger_run
 from tierflow.batches import batch_view, cancel_batch, mark_batch, reset_failed_inputs
 from tierflow.browse import page_of
@@ -32,7 +32,7 @@ def get_batch(batch_id: str, namespace: NamespaceDep) -> dict:
     return _batch_in(namespace, batch_id)
 
 
-@router.post("/v1/batches/list", response_model=dict)
+@router.post("/v1/batches/list", response_model=ListResponse[Batch])
 def list_batches(namespace: NamespaceDep, page: BatchListRequest | None = None) -> dict:
     page = page or BatchListRequest()
     with catalog() as session:
@@ -50,7 +50,7 @@ def cancel(batch_id: str, namespace: NamespaceDep) -> dict:
     return batch_view(batch_id)
 
 
-@router.post("/v1/batches/{batch_id}/retry", status_code=202, response_model=dict)
+@router.post("/v1/batches/{batch_id}/retry", status_code=202, response_model=RetryResponse)
 def retry(batch_id: str, namespace: NamespaceDep, options: RetryRequest | None = None) -> dict:
     """Re-run only the failed inputs (all, or those that failed transiently) as a new flow run."""
     options = options or RetryRequest()

@@ -1,0 +1,184 @@
+"""`tierflow serve` as a user runs it: a real HTTP server and runner, moto's S3 over HTTP.
+
+A key is made with `tierflow keys create`, everything else goes through HTTP: define, trigger
+(202, Idempotency-Key), poll the task and the batch to the end, retry after a fix, cancel, and
+stop the server with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+
+from deployments.serve import PENDING_ONLY
+
+ROOT = Path(__file__).parents[2]
+TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _poll(read: Callable[[], Any], done: Callable[[Any], bool], seconds: float = 90) -> Any:
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting; last value: {value}"
+        time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
+    from moto.server import ThreadedMotoServer
+    from prefect.settings import PREFECT_API_URL
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    endpoint = "http://{}:{}".format(*moto.get_host_and_port())
+    port = _free_port()
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
+           "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('served') / 'catalog.db'}"}
+    tierflow = [sys.executable, "-c", "from cli.main import app; app()"]
+    created = subprocess.run([*tierflow, "keys", "create", "--name", "ci"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, check=True)
+    key = created.stdout.strip().splitlines()[-1]
+    server = subprocess.Popen([*tierflow, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
+                          timeout=30)
+    _poll(lambda: _reachable(client), bool, seconds=120)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    s3.create_bucket(Bucket="files")
+    yield {"client": client, "server": server, "s3": s3}
+    client.close()
+    if server.poll() is None:
+        server.kill()
+    moto.stop()
+
+
+def _reachable(client: httpx.Client) -> bool:
+    try:
+        return client.get("/openapi.json").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
+    headers = {"X-Namespace": namespace}
+    assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
+    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
+              "unique_key": {"fields": ["key"]}, "storage": {"s3_bucket": "files", "prefix": prefix}}
+    assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
+    words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
+                                   "parameters": {"split_by": "words", "chunk_size": 2}}}
+    copies = {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["words"]},
+              "feature_extractor": {"feature_extractor_name": "passthrough_extractor", "version": "v1"}}
+    for body in (words, copies):
+        assert client.post("/v1/collections", json=body, headers=headers).status_code == 200
+    return headers
+
+
+def _finished_task(client: httpx.Client, headers: dict[str, str], task_id: str) -> dict[str, Any]:
+    return _poll(lambda: client.get(f"/v1/tasks/{task_id}", headers=headers).json(),
+                 lambda task: task["status"] in TERMINAL)
+
+
+def test_two_tiers_triggered_over_http_and_polled_to_completed(stack):
+    client, s3 = stack["client"], stack["s3"]
+    headers = _define(client, "served", "in/")
+    for i in range(3):
+        s3.put_object(Bucket="files", Key=f"in/{i}.txt", Body=f"one two three four {i}".encode())
+    idempotent = {**headers, "Idempotency-Key": "first-run"}
+    started = time.monotonic()
+    answer = client.post("/v1/collections/words/trigger", json={}, headers=idempotent)
+    assert answer.status_code == 202 and time.monotonic() - started < 5
+    body = answer.json()
+    assert {"batch_id", "task_id", "collection_id", "total_tiers", "message", "source_bucket_ids",
+            "source_collection_ids", "object_count", "document_count"} <= set(body)
+    assert body["total_tiers"] == 2
+    repeat = client.post("/v1/collections/words/trigger", json={}, headers=idempotent)
+    assert repeat.status_code == 202 and repeat.json() == body
+    reused = client.post("/v1/collections/words/trigger", json={"object_ids": ["x"]}, headers=idempotent)
+    assert reused.status_code == 400 and reused.json()["error"]["type"] == "BadRequestError"
+
+    task = _finished_task(client, headers, body["task_id"])
+    assert task["status"] == "COMPLETED" and task["task_type"] == "api_collections_trigger", task
+    assert task["additional_data"]["batch_id"] == body["batch_id"] and task["error"] is None
+    batch = client.get(f"/v1/batches/{body['batch_id']}", headers=headers).json()
+    assert batch["status"] == "COMPLETED" and batch["task_id"] == body["task_id"]
+    assert [t["documents_written"] for t in batch["tier_tasks"]] == [9, 9]
+    assert batch["tier_tasks"][1]["parent_task_id"] == batch["tier_tasks"][0]["task_id"]
+    tier = client.get(f"/v1/tasks/{batch['tier_tasks'][1]['task_id']}", headers=headers).json()
+    assert tier["task_type"] == "engine_feature_extractor_run" and tier["status"] == "COMPLETED"
+    assert client.post("/v1/batches/list", headers=headers).json()["pagination"]["total"] == 1
+    docs = client.post("/v1/collections/copies/documents/list", headers=headers, json={"limit": 100}).json()
+    assert docs["pagination"]["total"] == 9
+    assert {d["_internal"]["lineage"]["root_bucket_id"] for d in docs["results"]} == {batch["bucket_id"]}
+
+
+def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
+    client, s3 = stack["client"], stack["s3"]
+    headers = _define(client, "retried", "retry/")
+    s3.put_object(Bucket="files", Key="retry/good.txt", Body=b"fine words here")
+    s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"\xff\xfe broken")
+    first = client.post("/v1/collections/words/trigger", json={}, headers=headers).json()
+    assert _finished_task(client, headers, first["task_id"])["status"] == "COMPLETED_WITH_ERRORS"
+    batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
+    assert batch["failed_object_count"] == 1 and batch["tier_tasks"][0]["inputs_succeeded"] == 1
+    written_before = client.post("/v1/collections/words/documents/list", headers=headers).json()["results"]
+
+    s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"now readable")
+    retry = client.post(f"/v1/batches/{first['batch_id']}/retry", headers=headers, json={"retry_mode": "all"})
+    assert retry.status_code == 202 and retry.json()["retried_inputs"] == 1
+    assert _finished_task(client, headers, retry.json()["task_id"])["status"] == "COMPLETED"
+    batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
+    assert batch["status"] == "COMPLETED" and batch["failed_object_count"] == 0
+    assert [t["inputs_succeeded"] for t in batch["tier_tasks"]] == [2, 3]  # 2 + 1 chunks of words
+    after = client.post("/v1/collections/words/documents/list", headers=headers).json()["results"]
+    untouched = {d["document_id"]: d["_internal"]["updated_at"] for d in written_before}
+    assert all(untouched[d["document_id"]] == d["_internal"]["updated_at"]
+               for d in after if d["document_id"] in untouched)
+    assert len(after) == 3
+
+
+def test_cancel_stops_the_batch(stack):
+    client, s3 = stack["client"], stack["s3"]
+    headers = _define(client, "cancelled", "cancel/")
+    s3.put_object(Bucket="files", Key="cancel/a.txt", Body=b"a b c")
+    started = client.post("/v1/collections/words/trigger", json={}, headers=headers).json()
+    cancelled = client.post(f"/v1/batches/{started['batch_id']}/cancel", headers=headers)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELED"
+    assert _finished_task(client, headers, started["task_id"])["status"] == "CANCELED"
+    assert client.get(f"/v1/batches/{started['batch_id']}", headers=headers).json()["status"] == "CANCELED"
+
+
+def test_the_scheduled_deployment_is_served_too(stack):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        scheduled = prefect.read_deployment_by_name("trigger-collection/process-pending")
+    assert scheduled.schedules[0].schedule.cron == "*/15 * * * *"
+    assert scheduled.parameters["request"] == {"source_filters": PENDING_ONLY}
+
+
+def test_sigterm_stops_the_server_cleanly(stack):
+    server = stack["server"]
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0
