@@ -100,6 +100,36 @@ def batch_show(batch_id: str, as_json: Annotated[bool, typer.Option("--json", he
         console.print(f"failed {failure['input_id']} (tier {failure['tier_num']}): {message}")
 
 
+@batch_app.command("cancel")
+@friendly_errors
+def batch_cancel(batch_id: str) -> None:
+    """Cancel a batch: its Prefect runs are cancelled and it ends CANCELED."""
+    from deployments.runs import cancel_runs
+    from tierflow.batches import batch_view, cancel_batch
+
+    cancel_runs(cancel_batch(batch_id))
+    console.print(batch_table(batch_view(batch_id)))
+
+
+@batch_app.command("retry")
+@friendly_errors
+def batch_retry(
+    batch_id: str,
+    transient_only: Annotated[bool, typer.Option(help="Only inputs that failed transiently.")] = False,
+    tier: Annotated[list[int] | None, typer.Option(help="Only this tier (repeatable).")] = None,
+) -> None:
+    """Re-run a finished batch's failed inputs (here, as a new flow run); succeeded ones are untouched."""
+    from flows.trigger import trigger_collection
+    from tierflow.batches import batch_view, reset_failed_inputs
+
+    view = batch_view(batch_id)
+    count = reset_failed_inputs(batch_id, transient_only=transient_only, tier_nums=tier)
+    console.print(f"retrying {count} failed input(s) of batch {batch_id}", highlight=False)
+    quiet_tracebacks()
+    asyncio.run(trigger_collection(view["namespace_id"], view["collection_ids"][0], batch_id=batch_id))
+    console.print(batch_table(batch_view(batch_id)))
+
+
 @task_app.command("show")
 @friendly_errors
 def task_show(task_id: str) -> None:

@@ -9,6 +9,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.utils.factories import chunk_collection, passthrough_collection, put_text, text_bucket
+from tierflow.catalog.engine import open_session
+from tierflow.keys import list_keys
 
 runner = CliRunner()
 
@@ -102,3 +104,42 @@ def test_a_failing_run_prints_a_message_not_a_traceback(prefect_harness, catalog
     assert result.returncode == 1
     assert "error: s3://no-such-s3-bucket: no such S3 bucket" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_batch_retry_after_a_fix_and_cancel_of_a_finished_batch(flows, tmp_path):
+    put_text(flows, "notes/good.txt", "one two three")
+    flows.put_object(Bucket="tierflow-test", Key="notes/bad.txt", Body=b"\xff\xfe not utf-8")
+    runner.invoke(app, ["apply", write_definitions(tmp_path)])
+    result = runner.invoke(app, ["trigger", "chunks", "--namespace", "cli"])
+    batch_id = json.loads(result.stdout[: result.stdout.index("}") + 1])["batch_id"]
+    view = json.loads(runner.invoke(app, ["batch", "show", batch_id, "--json"]).stdout)
+    assert view["status"] == "COMPLETED_WITH_ERRORS" and view["failed_object_count"] == 1
+
+    put_text(flows, "notes/bad.txt", "now fine")
+    retried = runner.invoke(app, ["batch", "retry", batch_id])
+    assert retried.exit_code == 0, retried.output
+    assert "retrying 1 failed input(s)" in retried.stdout
+    view = json.loads(runner.invoke(app, ["batch", "show", batch_id, "--json"]).stdout)
+    assert view["status"] == "COMPLETED" and view["failed_object_count"] == 0
+    assert [t["inputs_succeeded"] for t in view["tier_tasks"]] == [2, 2]
+
+    again = runner.invoke(app, ["batch", "retry", batch_id])
+    assert again.exit_code == 1 and "no failed inputs" in again.stderr
+    cancelled = runner.invoke(app, ["batch", "cancel", batch_id])
+    assert cancelled.exit_code == 1 and f"batch {batch_id} is already COMPLETED" in cancelled.stderr
+
+
+def test_keys_create_list_revoke(catalog):
+    created = runner.invoke(app, ["keys", "create", "--name", "ops"])
+    assert created.exit_code == 0
+    key = created.stdout.strip().splitlines()[-1]
+    assert key.startswith("tfk_")
+    listed = runner.invoke(app, ["keys", "list"])
+    assert "ops" in listed.stdout and key.split("_", 2)[2] not in listed.stdout
+    assert runner.invoke(app, ["keys", "revoke", "ops"]).exit_code == 0
+    with open_session(catalog) as session:
+        assert [k["revoked_at"] is not None for k in list_keys(session)] == [True]
+    missing = runner.invoke(app, ["keys", "revoke", "nobody"])
+    assert missing.exit_code == 1 and "API key 'nobody' was not found" in missing.stderr
+    scoped = runner.invoke(app, ["keys", "create", "--name", "x", "--namespace", "nowhere"])
+    assert scoped.exit_code == 1 and "namespace 'nowhere' was not found" in scoped.stderr
