@@ -7,12 +7,14 @@ may act there (403). Routes then stay a few lines each.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Query
 from sqlalchemy.orm import Session
 
+from tierflow.browse import page_of
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.errors import BadRequestError
@@ -52,3 +54,11 @@ def current_namespace(
 
 
 NamespaceDep = Annotated[dict[str, Any], Depends(current_namespace)]
+
+
+def list_in_namespace(kind: str, namespace_id: str, limit: int, offset: int,
+                      view: Callable[[Session, list[dict[str, Any]]], list[dict[str, Any]]]) -> dict[str, Any]:
+    """One page of a namespace's buckets or collections, as the contract shows them."""
+    with catalog() as session:
+        rows, total = resources.list_page(session, kind=kind, namespace_id=namespace_id, limit=limit, offset=offset)
+        return page_of(view(session, rows), total=total, limit=limit, offset=offset)

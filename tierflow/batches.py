@@ -24,6 +24,7 @@ from tierflow.settings import get_settings
 from tierflow.timestamps import now_text
 
 _MAX_ERRORS_KEPT = 100
+TERMINAL = {Status.COMPLETED.value, Status.COMPLETED_WITH_ERRORS.value, Status.FAILED.value, Status.CANCELED.value}
 
 
 def _url() -> str:
@@ -187,9 +188,6 @@ def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
             settings.database_url, batch_id=batch_id, collection_id=collection_id, size=settings.chunk_size
         )
     ]
-
-
-TERMINAL = {Status.COMPLETED.value, Status.COMPLETED_WITH_ERRORS.value, Status.FAILED.value, Status.CANCELED.value}
 
 
 def cancel_batch(batch_id: str) -> list[str]:

@@ -58,6 +58,20 @@ class NotFoundError(TerminalError):
         self.identifier = identifier
 
 
+class AuthenticationError(TerminalError):
+    """The request carries no API key, a malformed one, or one that is unknown or revoked."""
+
+    status = 401
+    type_name = "UnauthorizedError"
+
+
+class ForbiddenError(TerminalError):
+    """The API key is valid but limited to other namespaces."""
+
+    status = 403
+    type_name = "ForbiddenError"
+
+
 class AlreadyExistsError(TerminalError):
     """A resource with that name already exists."""
 

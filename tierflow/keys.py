@@ -18,26 +18,12 @@ from sqlalchemy.orm import Session
 
 from tierflow.catalog import resources
 from tierflow.catalog.schema import api_keys
-from tierflow.errors import NotFoundError, TierflowError
+from tierflow.errors import AuthenticationError, ForbiddenError, NotFoundError
 from tierflow.timestamps import now_text
 
 _PREFIX = "tfk"
 # Compared against when the key id is unknown, so a miss costs what a hit costs.
 _DUMMY_HASH = hashlib.sha256(b"tierflow-no-such-key").hexdigest()
-
-
-class AuthenticationError(TierflowError):
-    """The request carries no key, a malformed one, or one that is unknown or revoked."""
-
-    status = 401
-    type_name = "UnauthorizedError"
-
-
-class ForbiddenError(TierflowError):
-    """The key is valid but limited to other namespaces."""
-
-    status = 403
-    type_name = "ForbiddenError"
 
 
 @dataclass(frozen=True)

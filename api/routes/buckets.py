@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from api.deps import NamespaceDep, catalog
+from api.deps import NamespaceDep, catalog, list_in_namespace
 from api.models import Bucket, Deleted, FilteredPage, ListResponse, Page, StoredObject
 from tierflow import definitions
-from tierflow.browse import list_bucket_objects, page_of
+from tierflow.browse import list_bucket_objects
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.errors import NotFoundError
@@ -31,10 +31,7 @@ def create_bucket(spec: BucketSpec, namespace: NamespaceDep) -> dict:
 @router.post("/list", response_model=ListResponse[Bucket])
 def list_buckets(namespace: NamespaceDep, page: Page | None = None) -> dict:
     page = page or Page()
-    with catalog() as session:
-        rows, total = resources.list_page(session, kind="bucket", namespace_id=namespace["namespace_id"],
-                                          limit=page.limit, offset=page.offset)
-        return page_of(bucket_views(session, rows), total=total, limit=page.limit, offset=page.offset)
+    return list_in_namespace("bucket", namespace["namespace_id"], page.limit, page.offset, bucket_views)
 
 
 @router.get("/{identifier}", response_model=Bucket)

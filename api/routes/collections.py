@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from api.deps import NamespaceDep, catalog
+from api.deps import NamespaceDep, catalog, list_in_namespace
 from api.models import Collection, Deleted, Document, FilteredPage, ListResponse, Page
 from deployments.runs import start_trigger_run
 from tierflow import definitions, idempotency, planning
 from tierflow.batches import mark_batch, response_for
-from tierflow.browse import list_collection_documents, page_of
+from tierflow.browse import list_collection_documents
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
@@ -36,10 +36,7 @@ def create_collection(spec: CollectionSpec, namespace: NamespaceDep) -> dict:
 @router.post("/list", response_model=ListResponse[Collection])
 def list_collections(namespace: NamespaceDep, page: Page | None = None) -> dict:
     page = page or Page()
-    with catalog() as session:
-        rows, total = resources.list_page(session, kind="collection", namespace_id=namespace["namespace_id"],
-                                          limit=page.limit, offset=page.offset)
-        return page_of(collection_views(session, rows), total=total, limit=page.limit, offset=page.offset)
+    return list_in_namespace("collection", namespace["namespace_id"], page.limit, page.offset, collection_views)
 
 
 @router.get("/{identifier}", response_model=Collection)

@@ -9,7 +9,7 @@ from api.models import Deleted, ListResponse, Namespace, Page
 from tierflow import definitions
 from tierflow.browse import page_of
 from tierflow.catalog import resources
-from tierflow.keys import ForbiddenError
+from tierflow.errors import ForbiddenError
 from tierflow.models.definitions import NamespaceSpec
 from tierflow.views import namespace_views
 
