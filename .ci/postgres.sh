@@ -3,6 +3,8 @@
 # Prints the SQLAlchemy URL on its last line. Usage: url=$(bash .ci/postgres.sh)
 set -euo pipefail
 port=${TIERFLOW_TEST_POSTGRES_PORT:-54329}
+# A port already taken (another PostgreSQL left running) moves us to the next free one.
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) >&2
 fi
