@@ -66,6 +66,9 @@ def trigger(
     filter_json: Annotated[
         str | None, typer.Option("--filter", help="source_filters as JSON (a LogicalOperator).")
     ] = None,
+    dedup_strategy: Annotated[
+        str | None, typer.Option(help="skip | replace | force (see the README's 'Failures and retries').")
+    ] = None,
 ) -> None:
     """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
     from flows.trigger import trigger_collection
@@ -76,6 +79,7 @@ def trigger(
     request = TriggerRequest(
         include_buckets=include_bucket, include_collections=include_collection,
         object_ids=object_id, source_filters=_json_option(filter_json, "--filter"),
+        dedup_strategy=dedup_strategy,
     )
     validate_trigger(namespace=namespace, collection=collection, request=request)
     quiet_tracebacks()
@@ -127,6 +131,29 @@ def batch_retry(
     console.print(f"retrying {count} failed input(s) of batch {batch_id}", highlight=False)
     quiet_tracebacks()
     asyncio.run(trigger_collection(view["namespace_id"], view["collection_ids"][0], batch_id=batch_id))
+    console.print(batch_table(batch_view(batch_id)))
+
+
+@batch_app.command("resume")
+@friendly_errors
+def batch_resume(
+    batch_id: str,
+    force: Annotated[bool, typer.Option(
+        help="Resume even though Prefect still shows the batch's run as running (it was killed).")] = False,
+) -> None:
+    """Finish a batch whose run died: only inputs not done yet are processed, nothing twice."""
+    from deployments.runs import run_states
+    from flows.trigger import trigger_collection
+    from tierflow.batches import batch_view, check_resumable
+
+    batch = check_resumable(batch_id)
+    alive = [s for s in asyncio.run(run_states([batch["task_id"]] if batch["task_id"] else [])).values()
+             if s in ("RUNNING", "PENDING", "SCHEDULED")]
+    if alive and not force:
+        raise fail(f"batch {batch_id}: its run is still {alive[0]} in Prefect; if that process is gone "
+                   "(killed), resume with --force")
+    quiet_tracebacks()
+    asyncio.run(trigger_collection(batch["namespace_id"], batch["collection_id"], batch_id=batch_id))
     console.print(batch_table(batch_view(batch_id)))
 
 

@@ -59,6 +59,19 @@ def cancel_runs(task_ids: list[str]) -> None:
             client.set_flow_run_state(run.id, state, force=True)
 
 
+async def run_states(task_ids: list[str]) -> dict[str, str]:
+    """Prefect's state type of each run that exists (e.g. RUNNING, COMPLETED, CRASHED)."""
+    states: dict[str, str] = {}
+    async with get_client() as client:
+        for task_id in task_ids:
+            try:
+                run = await client.read_flow_run(UUID(task_id))
+            except (ObjectNotFound, ValueError):
+                continue
+            states[task_id] = run.state.type.value if run.state else "PENDING"
+    return states
+
+
 _PREFECT_TO_STATUS = {
     "SCHEDULED": "PENDING", "PENDING": "PENDING", "PAUSED": "PENDING", "RUNNING": "PROCESSING",
     "COMPLETED": "COMPLETED", "FAILED": "FAILED", "CRASHED": "FAILED", "CANCELLED": "CANCELED",

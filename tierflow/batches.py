@@ -170,10 +170,29 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "current_tier": batch["current_tier"], "total_tiers": batch["total_tiers"],
         "dag_tiers": batch["dag_tiers"], "tier_tasks": tier_tasks,
         "error_summary": batch["error_summary"], "failed_object_count": batch["failed_object_count"],
-        "failed_inputs": failures,
+        "failed_inputs": failures, "audit": _audit(tier_tasks),
         "object_count": batch["object_count"], "document_count": batch["document_count"],
         "created_at": batch["created_at"], "updated_at": batch["updated_at"],
     }
+
+
+def _audit(tier_tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The batch's balance: every selected input is succeeded, failed or skipped; `lost` must be 0."""
+    inputs = sum(t["documents_submitted_to_engine"] for t in tier_tasks)
+    done = {k: sum(t[f"inputs_{k}"] for t in tier_tasks) for k in ("succeeded", "failed", "skipped")}
+    lost = sum(t["documents_submitted_to_engine"] - t["inputs_succeeded"] - t["inputs_failed"] - t["inputs_skipped"]
+               for t in tier_tasks if t["completed_at"])
+    return {"inputs": inputs, **done, "lost": lost, "balanced": lost == 0}
+
+
+def check_resumable(batch_id: str) -> dict[str, Any]:
+    """The batch, if it has not finished (a finished one is retried, not resumed)."""
+    with open_session(_url()) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+    if batch["status"] in TERMINAL:
+        raise BadRequestError(f"batch {batch_id} is already {batch['status']}; nothing to resume "
+                              "(`tierflow batch retry` re-runs failed inputs)", details={"status": batch["status"]})
+    return batch
 
 
 def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:

@@ -63,6 +63,7 @@ class _Context:
     params: Any
     buckets: dict[str, dict[str, Any]]
     extractor_info: dict[str, str]
+    dedup: str | None = None
 
 
 def _category(error: BaseException) -> str:
@@ -187,6 +188,7 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
         identity = record["document_id"] if root_bucket.get("unique_key") else None
         base = {**lineage_in, "source_object_id": None, "source_document_id": record["document_id"],
                 "source_collection_id": record["collection_id"], "path": f"{lineage_in['path']}/{cid}"}
+    version = source_version(kind, record)
     now = now_text()
     rows = []
     for output in outputs:
@@ -201,10 +203,19 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
             "document_id": document_id, "collection_id": cid,
             "namespace_id": ctx.collection["namespace_id"], "batch_id": ctx.batch_id,
             "root_object_id": base["root_object_id"], "source_id": record.get("document_id") or record["object_id"],
-            "fields": fields, "lineage": {**base, "chain": chain, "extractor": ctx.extractor_info},
+            "fields": fields,
+            "lineage": {**base, "chain": chain, "extractor": ctx.extractor_info, "source_version": version},
             "created_at": now, "updated_at": now,
         })
     return rows, identity is not None
+
+
+def source_version(kind: str, record: dict[str, Any]) -> str:
+    """What identifies this content of an input: an object's etag (or, for an object registered
+    without one, when it last changed); for an upstream document, when it was last written."""
+    if kind == "object":
+        return str(record.get("etag") or record["updated_at"])
+    return str(record["_internal"]["updated_at"])
 
 
 def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
@@ -215,7 +226,8 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
     extractor_cls = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
     params = check_parameters(extractor_cls, spec.get("parameters") or {})
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
-    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info)
+    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info,
+                    dedup=batch["request"].get("dedup_strategy"))
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> ChunkResult:
@@ -234,6 +246,18 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             lineages = {i: r["lineage"] for i, r in stored.items()}
             bucket_ids = {lin["root_bucket_id"] for lin in lineages.values()}
         ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
+    result = ChunkResult(inputs=len(input_ids))
+    outcomes: list[dict[str, Any]] = []
+    if ctx.dedup == "skip":
+        # Inputs this collection already made documents from, at this same content, are skipped.
+        with open_session(settings.database_url) as session:
+            made = catalog_documents.source_versions(session, collection_id=collection_id, source_ids=list(records))
+        unchanged = {i for i in input_ids if i in records and source_version(kind, records[i]) in made.get(i, ())}
+        for input_id in unchanged:
+            records.pop(input_id)
+            outcomes.append({"input_id": input_id, "status": Status.SKIPPED.value, "documents_written": 0})
+        result.skipped = len(unchanged)
+        input_ids = [i for i in input_ids if i not in unchanged]
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     if kind == "object" and ctx.extractor.needs_content(mappings):
@@ -242,8 +266,6 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         if transient:
             raise transient[0]  # nothing written yet: the chunk task may be retried whole
 
-    result = ChunkResult(inputs=len(input_ids))
-    outcomes: list[dict[str, Any]] = []
     to_upsert: list[dict[str, Any]] = []
     to_insert: list[dict[str, Any]] = []
     for input_id in input_ids:
@@ -269,9 +291,13 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
 
     with open_session(settings.database_url) as session:
+        if ctx.dedup == "replace":
+            succeeded = [o["input_id"] for o in outcomes if o["status"] == Status.COMPLETED.value]
+            catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
         catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
         if kind == "object":
-            catalog_objects.set_object_status(session, statuses={o["input_id"]: o["status"] for o in outcomes})
+            catalog_objects.set_object_status(session, statuses={
+                o["input_id"]: o["status"] for o in outcomes if o["status"] != Status.SKIPPED.value})
     return result

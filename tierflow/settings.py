@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256,
         description="Chunk tasks of one tier running at once (more only queue on the catalog's writes).",
     )
+    s3_max_attempts: int = Field(
+        default=5, ge=1, le=20,
+        description="Attempts per S3 request (botocore's standard retry mode backs off between them).",
+    )
     io_concurrency: int = Field(
         default=16, ge=1, le=256, description="Concurrent S3 requests inside one chunk."
     )

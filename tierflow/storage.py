@@ -54,7 +54,7 @@ def storage_location(binding: dict[str, Any] | None) -> tuple[str | None, str | 
 def s3_client(endpoint_url: str | None, region: str | None, pool: int = 32) -> BaseClient:
     """A shared S3 client for an endpoint (None: AWS) with retries and a sized connection pool."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": get_settings().s3_max_attempts},
         max_pool_connections=pool,
         s3={"addressing_style": "path"} if endpoint_url else {},
     )

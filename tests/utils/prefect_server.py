@@ -9,6 +9,7 @@ happens. Without PostgreSQL this falls back to Prefect's harness unchanged.
 
 from __future__ import annotations
 
+import inspect
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -35,6 +36,26 @@ def _prefect_database(catalog_url: str) -> str:
     return url.set(drivername="postgresql+asyncpg", database="prefect_test").render_as_string(hide_password=False)
 
 
+def _drain_logs_and_events() -> None:
+    """Send what Prefect's background workers still hold before the server goes away."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        try:
+            result = APILogWorker.instance().drain()
+            if inspect.isawaitable(result):
+                await result
+        except RuntimeError:
+            pass  # never started
+        result = EventsWorker.drain_all()
+        if inspect.isawaitable(result):
+            await result
+
+    run_coro_as_sync(drain())
+
+
 @contextmanager
 def prefect_test_server(postgres_url: str | None, *, startup_timeout: int = 120) -> Iterator[None]:
     """Run a Prefect API subprocess for the duration of the block and point clients at it."""
@@ -59,6 +80,7 @@ def prefect_test_server(postgres_url: str | None, *, startup_timeout: int = 120)
         server.start(timeout=startup_timeout)
         stack.callback(SubprocessASGIServer._instances.pop, None, None)
         stack.callback(server.stop)
+        stack.callback(_drain_logs_and_events)
         stack.enter_context(temporary_settings({PREFECT_API_URL: server.api_url}))
         stack.enter_context(prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()))
         yield

@@ -41,12 +41,14 @@ class TriggerRequest(BaseModel):
             "combined with the collection's own filters by AND."
         ),
     )
-    dedup_strategy: Literal["force"] | None = Field(
+    dedup_strategy: Literal["skip", "replace", "force"] | None = Field(
         default=None,
         title="Dedup strategy",
         description=(
-            "Absent: upsert with a unique_key, create without. 'force': process every selected input "
-            "(the same as absent). 'skip' and 'replace' are not available yet and are refused."
+            "Absent: upsert with a unique_key, create without. 'skip': leave out inputs this collection "
+            "already made documents from, at the same content (etag). 'replace': delete the documents of "
+            "each re-processed input and write its new ones, in one transaction per chunk. "
+            "'force': process every selected input."
         ),
     )
 

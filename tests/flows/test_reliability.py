@@ -1,0 +1,164 @@
+"""Nothing lost, nothing doubled: dedup strategies, re-triggers, concurrent triggers, S3 faults.
+
+Faults come through real paths: botocore's own event hooks answer S3 requests with 503 before
+they leave the client, so botocore's retries and Prefect's chunk retries are what get exercised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from flows.trigger import trigger_collection
+from tests.utils.factories import (
+    apply_definitions,
+    chunk_collection,
+    passthrough_collection,
+    put_text,
+    text_bucket,
+    trigger,
+)
+from tierflow.batches import batch_view
+from tierflow.browse import list_collection_documents
+from tierflow.models.trigger import TriggerRequest
+from tierflow.settings import get_settings
+from tierflow.storage import s3_client
+
+
+def count(collection: str, namespace: str = "rel") -> int:
+    return list_collection_documents(namespace=namespace, collection=collection, filters=None, limit=1,
+                                     offset=0)["pagination"]["total"]
+
+
+def audit_of(response: dict) -> dict:
+    view = batch_view(response["batch_id"])
+    assert view["audit"]["balanced"] and view["audit"]["lost"] == 0, view["audit"]
+    return view["audit"]
+
+
+@pytest.mark.both_backends
+def test_dedup_strategies_skip_replace_and_force(flows, tmp_path):
+    for name, text in (("a", "one two three four"), ("b", "five six"), ("c", "seven")):
+        put_text(flows, f"notes/{name}.txt", text)
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=2)]})
+    assert audit_of(trigger("rel", "chunks"))["succeeded"] == 3 and count("chunks") == 4
+
+    skipped = trigger("rel", "chunks", dedup_strategy="skip")
+    assert audit_of(skipped) == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 3, "lost": 0, "balanced": True}
+    assert count("chunks") == 4
+
+    put_text(flows, "notes/c.txt", "seven eight nine")  # new content, new etag
+    changed = trigger("rel", "chunks", dedup_strategy="skip")
+    assert (audit_of(changed)["succeeded"], audit_of(changed)["skipped"]) == (1, 2)
+    assert count("chunks") == 6  # no unique_key: c's old chunk stays beside its two new ones
+
+    replaced = trigger("rel", "chunks", dedup_strategy="replace")
+    assert audit_of(replaced)["succeeded"] == 3
+    assert count("chunks") == 5  # exactly the current contents: 2 + 1 + 2
+
+    forced = trigger("rel", "chunks", dedup_strategy="force")
+    assert audit_of(forced)["succeeded"] == 3 and count("chunks") == 10  # creates again, as documented
+
+
+def test_ten_retriggers_with_a_unique_key_keep_the_count(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "one two three four five")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket(unique_key=["key"])],
+                                 "collections": [chunk_collection(size=2)]})
+    for _ in range(10):
+        assert audit_of(trigger("rel", "chunks"))["succeeded"] == 1
+        assert count("chunks") == 3
+
+
+@pytest.mark.both_backends
+def test_two_concurrent_triggers_leave_no_duplicates(flows, tmp_path):
+    for i in range(6):
+        put_text(flows, f"notes/{i}.txt", f"word{i} other{i} third{i}")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket(unique_key=["key"])],
+                                 "collections": [chunk_collection(size=1), passthrough_collection("copies", "chunks")]})
+
+    async def both() -> list[dict]:
+        return list(await asyncio.gather(*(trigger_collection("rel", "chunks", TriggerRequest()) for _ in range(2))))
+
+    responses = asyncio.run(both())
+    assert all(batch_view(r["batch_id"])["status"] == "COMPLETED" for r in responses)
+    assert count("chunks") == 18 and count("copies") == 18
+
+
+def _failing_gets(client, answers: list[int]) -> list[str]:
+    """Answer the client's next GetObject calls with these statuses (then let them through)."""
+    calls: list[str] = []
+
+    def maybe_fail(request, **_):
+        calls.append(request.url)
+        if answers:
+            status = answers.pop(0)
+            return AWSResponse(request.url, status, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
+        return None
+
+    client.meta.events.register("before-send.s3.GetObject", maybe_fail)
+    return calls
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_):
+        yield self._body
+
+
+def test_s3_throttling_is_retried_until_it_passes(flows, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIERFLOW_S3_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("TIERFLOW_IO_CONCURRENCY", "1")
+    get_settings.cache_clear()
+    s3_client.cache_clear()
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", "one two")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    client = s3_client(None, None, pool=get_settings().io_concurrency)
+    # Three refusals: botocore's two attempts absorb one, then a GET gives up and the chunk task
+    # is retried by Prefect (nothing of the chunk was written), and the third is absorbed again.
+    calls = _failing_gets(client, [503, 503, 503])
+    response = trigger("rel", "chunks")
+    assert batch_view(response["batch_id"])["status"] == "COMPLETED"
+    assert audit_of(response)["succeeded"] == 2 and count("chunks") == 2
+    assert len(calls) >= 5  # 2 objects, 3 refusals; a failed first try of the chunk refetches too
+    tier_run = batch_view(response["batch_id"])["tier_tasks"][0]["task_id"]
+    assert asyncio.run(chunk_run_counts(tier_run)) == [2]  # the chunk task ran twice
+
+
+async def chunk_run_counts(flow_run_id: str) -> list[int]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    async with get_client() as client:
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="process-chunk")))
+    return [r.run_count for r in runs]
+
+
+def test_a_missing_key_fails_its_input_once_without_retries(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "one two")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    client = s3_client(None, None, pool=get_settings().io_concurrency)
+    calls = _failing_gets(client, [])
+    original = client.get_object
+
+    def vanished(**kwargs):  # the file went away between discovery and processing
+        flows.delete_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])
+        return original(**kwargs)
+
+    client.get_object = vanished
+    try:
+        response = trigger("rel", "chunks")
+    finally:
+        del client.get_object
+    view = batch_view(response["batch_id"])
+    assert view["status"] == "FAILED" and audit_of(response)["failed"] == 1
+    error = view["failed_inputs"][0]["error"]
+    assert error["category"] == "dependency" and "no such key" in error["message"] and not error["transient"]
+    assert len(calls) == 1
