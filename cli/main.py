@@ -142,12 +142,12 @@ def batch_resume(
         help="Resume even though Prefect still shows the batch's run as running (it was killed).")] = False,
 ) -> None:
     """Finish a batch whose run died: only inputs not done yet are processed, nothing twice."""
-    from deployments.runs import run_states
     from flows.trigger import trigger_collection
+    from tasks.runs import read_run_states
     from tierflow.batches import batch_view, check_resumable
 
     batch = check_resumable(batch_id)
-    alive = [s for s in asyncio.run(run_states([batch["task_id"]] if batch["task_id"] else [])).values()
+    alive = [s for s in asyncio.run(read_run_states([batch["task_id"]] if batch["task_id"] else [])).values()
              if s in ("RUNNING", "PENDING", "SCHEDULED")]
     if alive and not force:
         raise fail(f"batch {batch_id}: its run is still {alive[0]} in Prefect; if that process is gone "

@@ -59,19 +59,6 @@ def cancel_runs(task_ids: list[str]) -> None:
             client.set_flow_run_state(run.id, state, force=True)
 
 
-async def run_states(task_ids: list[str]) -> dict[str, str]:
-    """Prefect's state type of each run that exists (e.g. RUNNING, COMPLETED, CRASHED)."""
-    states: dict[str, str] = {}
-    async with get_client() as client:
-        for task_id in task_ids:
-            try:
-                run = await client.read_flow_run(UUID(task_id))
-            except (ObjectNotFound, ValueError):
-                continue
-            states[task_id] = run.state.type.value if run.state else "PENDING"
-    return states
-
-
 _PREFECT_TO_STATUS = {
     "SCHEDULED": "PENDING", "PENDING": "PENDING", "PAUSED": "PENDING", "RUNNING": "PROCESSING",
     "COMPLETED": "COMPLETED", "FAILED": "FAILED", "CRASHED": "FAILED", "CANCELLED": "CANCELED",
@@ -92,9 +79,6 @@ async def read_task(task_id: str) -> dict[str, Any]:
         raise NotFoundError("task", task_id) from None
     with open_session(get_settings().database_url) as session:
         found = catalog_batches.find_by_task(session, task_id=task_id)
-        if found is None and (run.parameters or {}).get("batch_id"):
-            # A retry's run: it works on the batch named in its parameters.
-            found = (catalog_batches.get_batch(session, batch_id=run.parameters["batch_id"]), None)
         batch, tier_num = found if found else (None, None)
         tiers = catalog_batches.get_tiers(session, batch_id=batch["batch_id"]) if batch else []
     state = run.state.type.value if run.state else "PENDING"

@@ -185,6 +185,12 @@ def _audit(tier_tasks: list[dict[str, Any]]) -> dict[str, Any]:
     return {"inputs": inputs, **done, "lost": lost, "balanced": lost == 0}
 
 
+def unfinished_batches() -> list[dict[str, Any]]:
+    """Batches not finished, with their latest run's task id (what a crash sweep looks at)."""
+    with open_session(_url()) as session:
+        return catalog_batches.unfinished_batches(session, terminal=TERMINAL)
+
+
 def check_resumable(batch_id: str) -> dict[str, Any]:
     """The batch, if it has not finished (a finished one is retried, not resumed)."""
     with open_session(_url()) as session:

@@ -122,6 +122,8 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
             "current_tier": None, "total_tiers": len(tiers), "dag_tiers": tiers,
             "failed_object_count": 0,
         }, tiers=tier_rows)
+        if task_id is not None:
+            catalog_batches.add_run(session, batch_id=batch_id, task_id=task_id)
     return BatchPlan(
         batch_id=batch_id, namespace_id=ns["namespace_id"], collection_id=root["collection_id"],
         source_type=source_type, source_bucket_ids=bucket_ids, source_collection_ids=collection_ids,
@@ -134,9 +136,11 @@ def adopt_batch(*, batch_id: str, task_id: str | None) -> BatchPlan:
     with open_session(get_settings().database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         root = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=batch["collection_id"])
-        if batch["task_id"] is None and task_id is not None:
-            # The first run is the batch's task; a retry's run is linked through its parameters.
-            catalog_batches.update_batch(session, batch_id=batch_id, task_id=task_id)
+        if task_id is not None:
+            catalog_batches.add_run(session, batch_id=batch_id, task_id=task_id)
+            if batch["task_id"] is None:
+                # The first run is the batch's task; later ones (retry, resume) are its runs.
+                catalog_batches.update_batch(session, batch_id=batch_id, task_id=task_id)
     return BatchPlan(
         batch_id=batch_id, namespace_id=batch["namespace_id"], collection_id=batch["collection_id"],
         source_type=root["source"]["type"], source_bucket_ids=batch["source_bucket_ids"],

@@ -8,7 +8,8 @@ from deployments.serve import PENDING_ONLY, build_deployments
 
 
 def test_deployments_are_built_with_a_form_and_a_schedule():
-    manual, scheduled = build_deployments(namespace="quickstart", collection="paragraphs", cron="*/5 * * * *")
+    manual, scheduled, sweep = build_deployments(namespace="quickstart", collection="paragraphs", cron="*/5 * * * *")
+    assert sweep.name == "resume-crashed" and sweep.schedules[0].schedule.interval.total_seconds() == 60
     assert manual.name == "trigger-collection" and not manual.schedules
     schema = manual._parameter_openapi_schema.model_dump()
     assert schema["required"] == ["namespace", "collection"]
@@ -21,15 +22,20 @@ def test_deployments_are_built_with_a_form_and_a_schedule():
 
 
 def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
+    import importlib
+
     import yaml
 
     from flows.trigger import trigger_collection
 
     spec = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
-    names = [d["name"] for d in spec["deployments"]]
-    assert names == ["trigger-collection", "process-pending"]
+    entrypoints = {d["name"]: d["entrypoint"] for d in spec["deployments"]}
+    assert entrypoints == {"trigger-collection": "flows/trigger.py:trigger_collection",
+                           "process-pending": "flows/trigger.py:trigger_collection",
+                           "resume-crashed": "flows/resume.py:resume_crashed_batches"}
     for deployment in spec["deployments"]:
-        assert deployment["entrypoint"] == "flows/trigger.py:trigger_collection"
+        module, _, name = deployment["entrypoint"].partition(":")
+        assert hasattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), name)
         assert deployment["work_pool"]["name"] == "tierflow-pool"
         if "parameters" in deployment:
             checked = trigger_collection.validate_parameters(deployment["parameters"])

@@ -7,23 +7,34 @@ the inputs that were not done.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from uuid import UUID
 
 import boto3
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.states import Crashed
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from cli.main import app
+from flows.resume import resume_crashed_batches
 from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, text_bucket
 from tierflow.batches import batch_view
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs, batches, documents
 
-OBJECTS = 12
+OBJECTS = 9
+
+
+async def _mark_crashed(task_id: str) -> None:
+    async with get_client() as client:
+        await client.set_flow_run_state(UUID(task_id), Crashed(message="process killed"), force=True)
 
 
 def _ledger(url: str) -> tuple[str | None, dict[str, int]]:
@@ -33,7 +44,8 @@ def _ledger(url: str) -> tuple[str | None, dict[str, int]]:
     return batch_id, dict(rows)
 
 
-def test_killed_mid_tier_then_resumed(prefect_harness, catalog, moto_endpoint, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["by hand", "by the crash sweep"])
+def test_killed_mid_tier_then_resumed(prefect_harness, catalog, moto_endpoint, tmp_path, how):
     from prefect.settings import PREFECT_API_URL
 
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -63,10 +75,16 @@ def test_killed_mid_tier_then_resumed(prefect_harness, catalog, moto_endpoint, t
     assert batch_view(batch_id)["status"] == "IN_PROGRESS"
 
     runner = CliRunner()
-    refused = runner.invoke(app, ["batch", "resume", batch_id])
-    assert refused.exit_code == 1 and "--force" in refused.stderr
-    resumed = runner.invoke(app, ["batch", "resume", batch_id, "--force"])
-    assert resumed.exit_code == 0, resumed.output
+    if how == "by hand":
+        refused = runner.invoke(app, ["batch", "resume", batch_id])
+        assert refused.exit_code == 1 and "--force" in refused.stderr
+        resumed = runner.invoke(app, ["batch", "resume", batch_id, "--force"])
+        assert resumed.exit_code == 0, resumed.output
+    else:
+        # What a runner or worker does when the process of a run it started dies.
+        asyncio.run(_mark_crashed(batch_view(batch_id)["task_id"]))
+        assert asyncio.run(resume_crashed_batches()) == [batch_id]
+        assert asyncio.run(resume_crashed_batches()) == []  # finished now: nothing left to resume
 
     view = batch_view(batch_id)
     assert view["status"] == "COMPLETED" and view["audit"]["balanced"]

@@ -14,7 +14,7 @@ from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import batch_inputs, batches, tier_tasks
+from tierflow.catalog.schema import batch_inputs, batch_runs, batches, tier_tasks
 from tierflow.errors import NotFoundError
 from tierflow.models.status import Status
 from tierflow.timestamps import now_text
@@ -172,11 +172,36 @@ def list_batches(session: Session, *, namespace_id: str, status: str | None, lim
     return list(ids), int(total)
 
 
+def add_run(session: Session, *, batch_id: str, task_id: str) -> None:
+    """Record that a flow run works on the batch (idempotent per run)."""
+    known = session.execute(select(batch_runs.c.task_id).where(batch_runs.c.task_id == task_id)).first()
+    if known is None:
+        session.execute(insert(batch_runs).values(batch_id=batch_id, task_id=task_id, created_at=now_text()))
+
+
+def unfinished_batches(session: Session, *, terminal: set[str]) -> list[dict[str, Any]]:
+    """Batches not finished, each with the id of the latest run that worked on it."""
+    rows = session.execute(
+        select(batches.c.batch_id, batches.c.namespace_id, batches.c.collection_id, batch_runs.c.task_id,
+               batch_runs.c.created_at)
+        .join(batch_runs, batch_runs.c.batch_id == batches.c.batch_id)
+        .where(batches.c.status.not_in(sorted(terminal)))
+        .order_by(batch_runs.c.created_at)
+    ).mappings()
+    latest: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        latest[row["batch_id"]] = dict(row)  # ordered by time: the last one stays
+    return list(latest.values())
+
+
 def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:
-    """(batch, tier number) of a task id: the trigger's run (tier None) or a tier's run."""
+    """(batch, tier number) of a task id: a trigger, retry or resume run (tier None) or a tier's run."""
     batch = session.execute(select(batches).where(batches.c.task_id == task_id)).mappings().first()
     if batch is not None:
         return dict(batch), None
+    run = session.execute(select(batch_runs.c.batch_id).where(batch_runs.c.task_id == task_id)).first()
+    if run is not None:
+        return get_batch(session, batch_id=run.batch_id), None
     tier = session.execute(select(tier_tasks).where(tier_tasks.c.task_id == task_id)).mappings().first()
     if tier is None:
         return None

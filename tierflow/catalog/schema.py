@@ -192,3 +192,13 @@ idempotency_keys = Table(
     Column("response", JsonType),
     Column("created_at", Stamp, nullable=False),
 )
+
+# Every flow run that worked on a batch (the first trigger run, then retries and resumes), so
+# the latest one can be found: a batch whose latest run crashed is resumed.
+batch_runs = Table(
+    "batch_runs",
+    metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("batch_id", ForeignKey("batches.batch_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Stamp, nullable=False),
+)
