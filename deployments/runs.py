@@ -62,7 +62,8 @@ def cancel_runs(task_ids: list[str]) -> None:
 _PREFECT_TO_STATUS = {
     "SCHEDULED": "PENDING", "PENDING": "PENDING", "PAUSED": "PENDING", "RUNNING": "PROCESSING",
     "COMPLETED": "COMPLETED", "FAILED": "FAILED", "CRASHED": "FAILED", "CANCELLED": "CANCELED",
-    "CANCELLING": "CANCELED",
+    # Still running until its runner or worker stops it; the batch already says CANCELED.
+    "CANCELLING": "PROCESSING",
 }
 
 

@@ -71,7 +71,10 @@ def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
         errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures]
         summary = dict(Counter(e.get("category", "runtime") for e in errors))
         unaccounted = total - succeeded - failed - skipped
-        if unaccounted:
+        cancelled = catalog_batches.get_batch(session, batch_id=batch_id)["status"] == Status.CANCELED.value
+        if cancelled:
+            status = Status.CANCELED  # inputs not reached stay PENDING: cancelled, not lost
+        elif unaccounted:
             status = Status.FAILED
             summary["unaccounted"] = unaccounted
         elif failed and not succeeded and not skipped:
@@ -177,12 +180,17 @@ def batch_view(batch_id: str) -> dict[str, Any]:
 
 
 def _audit(tier_tasks: list[dict[str, Any]]) -> dict[str, Any]:
-    """The batch's balance: every selected input is succeeded, failed or skipped; `lost` must be 0."""
+    """The batch's balance: every selected input is succeeded, failed or skipped; `lost` must be 0.
+
+    Inputs of a cancelled tier that were never reached count as `cancelled`, not as lost.
+    """
     inputs = sum(t["documents_submitted_to_engine"] for t in tier_tasks)
     done = {k: sum(t[f"inputs_{k}"] for t in tier_tasks) for k in ("succeeded", "failed", "skipped")}
-    lost = sum(t["documents_submitted_to_engine"] - t["inputs_succeeded"] - t["inputs_failed"] - t["inputs_skipped"]
-               for t in tier_tasks if t["completed_at"])
-    return {"inputs": inputs, **done, "lost": lost, "balanced": lost == 0}
+    open_inputs = {t["tier_num"]: t["documents_submitted_to_engine"] - t["inputs_succeeded"] - t["inputs_failed"]
+                   - t["inputs_skipped"] for t in tier_tasks if t["completed_at"]}
+    cancelled = sum(open_inputs.get(t["tier_num"], 0) for t in tier_tasks if t["status"] == Status.CANCELED.value)
+    lost = sum(open_inputs.values()) - cancelled
+    return {"inputs": inputs, **done, "cancelled": cancelled, "lost": lost, "balanced": lost == 0}
 
 
 def unfinished_batches() -> list[dict[str, Any]]:

@@ -64,6 +64,7 @@ class _Context:
     buckets: dict[str, dict[str, Any]]
     extractor_info: dict[str, str]
     dedup: str | None = None
+    cancelled: bool = False
 
 
 def _category(error: BaseException) -> str:
@@ -227,12 +228,17 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
     params = check_parameters(extractor_cls, spec.get("parameters") or {})
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
     return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info,
-                    dedup=batch["request"].get("dedup_strategy"))
+                    dedup=batch["request"].get("dedup_strategy"), cancelled=batch["status"] == Status.CANCELED.value)
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> ChunkResult:
-    """Turn these inputs of the manifest into documents and record every outcome."""
+    """Turn these inputs of the manifest into documents and record every outcome.
+
+    A chunk of a batch cancelled meanwhile does nothing: its inputs stay PENDING (not reached).
+    """
     ctx = _load_context(batch_id, collection_id, tier_num)
+    if ctx.cancelled:
+        return ChunkResult(inputs=len(input_ids))
     settings = get_settings()
     kind = "object" if ctx.collection["source"]["type"] == "bucket" and tier_num == 0 else "document"
     with open_session(settings.database_url) as session:

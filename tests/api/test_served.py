@@ -158,7 +158,7 @@ def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
     assert len(after) == 3
 
 
-def test_cancel_stops_the_batch(stack):
+def test_cancel_before_the_run_starts(stack):
     client, s3 = stack["client"], stack["s3"]
     headers = _define(client, "cancelled", "cancel/")
     s3.put_object(Bucket="files", Key="cancel/a.txt", Body=b"a b c")

@@ -47,7 +47,8 @@ def test_dedup_strategies_skip_replace_and_force(flows, tmp_path):
     assert audit_of(trigger("rel", "chunks"))["succeeded"] == 3 and count("chunks") == 4
 
     skipped = trigger("rel", "chunks", dedup_strategy="skip")
-    assert audit_of(skipped) == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 3, "lost": 0, "balanced": True}
+    assert audit_of(skipped) == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 3, "cancelled": 0, "lost": 0,
+                                 "balanced": True}
     assert count("chunks") == 4
 
     put_text(flows, "notes/c.txt", "seven eight nine")  # new content, new etag
@@ -162,3 +163,27 @@ def test_a_missing_key_fails_its_input_once_without_retries(flows, tmp_path):
     error = view["failed_inputs"][0]["error"]
     assert error["category"] == "dependency" and "no such key" in error["message"] and not error["transient"]
     assert len(calls) == 1
+
+
+def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3, catalog, tmp_path):
+    from tierflow import batches, planning, processing, selection
+    from tierflow.discovery import discover_bucket_by_id
+
+    for name in ("a", "b", "c"):
+        put_text(s3, f"notes/{name}.txt", "one two")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    plan = planning.plan_batch(namespace="rel", collection="chunks", request=TriggerRequest(), task_id=None)
+    discover_bucket_by_id(plan.source_bucket_ids[0])
+    selection.select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
+    (collection_id, ids), = batches.chunk_plan(batch_id=plan.batch_id, tier_num=0)
+    batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
+    assert batches.cancel_batch(plan.batch_id) == []  # no Prefect runs to stop here
+
+    result = processing.process_chunk(batch_id=plan.batch_id, collection_id=collection_id, tier_num=0, input_ids=ids)
+    assert (result.inputs, result.succeeded, result.documents_written) == (3, 0, 0)
+    assert batches.finish_tier(batch_id=plan.batch_id, tier_num=0)["status"] == "CANCELED"
+    assert batches.finish_batch(batch_id=plan.batch_id).document_count == 0
+    view = batch_view(plan.batch_id)
+    assert view["status"] == "CANCELED" and count("chunks") == 0
+    assert view["audit"] == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 3, "lost": 0,
+                             "balanced": True}

@@ -1,5 +1,5 @@
 """Imported by a child process in the crash test: after its first chunk commits, every further
-chunk waits forever, so the test can kill the process mid-tier at a point it knows."""
+chunk waits, so the test can kill the process mid-tier at a point it knows."""
 
 from __future__ import annotations
 
