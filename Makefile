@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tierflow demo
 
+# Two workers (most tests wait on Prefect and subprocesses); each has its own Prefect test API
+# and, with PostgreSQL, its own databases. Tests of one module stay on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py

@@ -15,13 +15,16 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 
-from tests.utils.prefect_server import prefect_test_server  # noqa: E402
+from tests.utils.prefect_server import prefect_test_server, sibling_database  # noqa: E402
 from tierflow.catalog.engine import dispose_engines  # noqa: E402
 from tierflow.settings import get_settings  # noqa: E402
 from tierflow.storage import s3_client  # noqa: E402
 
-POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+SERVER_POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"] if SERVER_POSTGRES_URL else ["sqlite"]
+# Each pytest-xdist worker has a catalog database of its own on that server.
+POSTGRES_URL = (sibling_database(SERVER_POSTGRES_URL, f"tierflow_test_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}")
+                if SERVER_POSTGRES_URL else None)
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ happens. Without PostgreSQL this falls back to Prefect's harness unchanged.
 from __future__ import annotations
 
 import inspect
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -24,16 +25,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _prefect_database(catalog_url: str) -> str:
-    """An asyncpg URL of a `prefect_test` database beside the catalog's, created if missing."""
-    url = make_url(catalog_url)
+def sibling_database(postgres_url: str, name: str, *, driver: str | None = None) -> str:
+    """The URL of database `name` on the same PostgreSQL server, created if missing.
+
+    Each pytest-xdist worker gets its own databases this way, so workers never share state.
+    """
+    url = make_url(postgres_url)
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
-        exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = 'prefect_test'")).first()
+        exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
         if not exists:
-            connection.execute(text("CREATE DATABASE prefect_test"))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
     engine.dispose()
-    return url.set(drivername="postgresql+asyncpg", database="prefect_test").render_as_string(hide_password=False)
+    return url.set(drivername=driver or url.drivername, database=name).render_as_string(hide_password=False)
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
 def _drain_logs_and_events() -> None:
@@ -72,7 +80,8 @@ def prefect_test_server(postgres_url: str | None, *, startup_timeout: int = 120)
 
     with ExitStack() as stack:
         stack.enter_context(temporary_settings({
-            PREFECT_SERVER_DATABASE_CONNECTION_URL: _prefect_database(postgres_url),
+            PREFECT_SERVER_DATABASE_CONNECTION_URL: sibling_database(
+                postgres_url, f"prefect_test_{_worker()}", driver="postgresql+asyncpg"),
         }))
         server = SubprocessASGIServer(port=_free_port())
         # Registered as the default server so code that asks for one finds this one.
