@@ -173,6 +173,17 @@ class RetryResponse(BaseModel):
     message: str
 
 
+class ExtractorInfo(BaseModel):
+    feature_extractor_name: str
+    version: str
+    description: str
+    input_types: list[str]
+    inputs: dict[str, str]
+    position_fields: list[str]
+    parameters_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
 class Deleted(BaseModel):
     success: bool = True
     message: str

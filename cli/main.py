@@ -23,6 +23,8 @@ app.add_typer(task_app, name="task")
 app.add_typer(documents_app, name="documents")
 app.add_typer(objects_app, name="objects")
 keys_app = typer.Typer(no_args_is_help=True, help="Manage API keys of the REST API.")
+extractors_app = typer.Typer(no_args_is_help=True, help="The feature extractors collections can use.")
+app.add_typer(extractors_app, name="extractors")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(keys_app, name="keys")
 
@@ -283,6 +285,27 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
     with open_session(get_settings().database_url) as session:
         record = revoke_key(session, key=key)
     console.print(f"revoked key {record['key_id']} ({record['name']})", highlight=False)
+
+
+@extractors_app.command("list")
+@friendly_errors
+def extractors_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every extractor (built-in or plugin) with its parameters."""
+    from tierflow.extractors import describe_extractors
+
+    described = describe_extractors()
+    if as_json:
+        print_json(described)
+        return
+    table = Table(title="feature extractors", title_justify="left")
+    for column in ("name", "version", "reads", "parameters (default)", "description"):
+        table.add_column(column)
+    for e in described:
+        params = e["parameters_schema"].get("properties", {})
+        shown = ", ".join(f"{k} ({v['default']})" if "default" in v else k for k, v in params.items())
+        table.add_row(e["feature_extractor_name"], e["version"], ", ".join(e["input_types"]), shown or "-",
+                      e["description"])
+    console.print(table)
 
 
 @app.command()

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header
 
-from api.deps import NamespaceDep, catalog, list_in_namespace
-from api.models import Collection, Deleted, Document, FilteredPage, ListResponse, Page
+from api.deps import CurrentKey, NamespaceDep, catalog, list_in_namespace
+from api.models import Collection, Deleted, Document, ExtractorInfo, FilteredPage, ListResponse, Page
 from deployments.runs import start_trigger_run
 from tierflow import definitions, idempotency, planning
 from tierflow.batches import mark_batch, response_for
@@ -17,12 +17,19 @@ from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
 from tierflow.catalog.records import document_record
 from tierflow.errors import NotFoundError
+from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
 from tierflow.views import collection_views
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
+
+
+@router.get("/features/extractors", response_model=list[ExtractorInfo])
+def list_extractors(key: CurrentKey) -> list[dict]:
+    """Every feature extractor: built-ins and plugins, with their parameters and output schemas."""
+    return describe_extractors()
 
 
 @router.post("", response_model=Collection)

@@ -158,3 +158,14 @@ def test_unknown_paths_and_openapi(api):
             "/v1/buckets/{identifier}/objects/list"} <= set(schema["paths"])
     assert "TriggerCollectionResponse" in schema["components"]["schemas"]
     assert api.get("/docs").status_code == 200
+
+
+def test_extractors_are_listed_with_their_parameters(api):
+    listed = {e["feature_extractor_name"]: e for e in api.get("/v1/collections/features/extractors").json()}
+    assert {"passthrough_extractor", "text_extractor"} <= set(listed)
+    text = listed["text_extractor"]
+    assert text["version"] == "v1" and text["position_fields"] == ["chunk_index"]
+    assert text["parameters_schema"]["properties"]["split_by"]["default"] == "words"
+    assert "text_extractor_v1_embedding" in text["output_schema"]["properties"]
+    api.headers.pop("Authorization")
+    assert_error(api.get("/v1/collections/features/extractors"), 401, "UnauthorizedError")

@@ -143,3 +143,12 @@ def test_keys_create_list_revoke(catalog):
     assert missing.exit_code == 1 and "API key 'nobody' was not found" in missing.stderr
     scoped = runner.invoke(app, ["keys", "create", "--name", "x", "--namespace", "nowhere"])
     assert scoped.exit_code == 1 and "namespace 'nowhere' was not found" in scoped.stderr
+
+
+def test_extractors_list():
+    shown = runner.invoke(app, ["extractors", "list", "--json"])
+    assert shown.exit_code == 0
+    names = [e["feature_extractor_name"] for e in json.loads(shown.stdout)]
+    assert "text_extractor" in names and "passthrough_extractor" in names
+    table = runner.invoke(app, ["extractors", "list"])
+    assert "embedding_dimension (64)" in table.stdout

@@ -33,8 +33,27 @@ def test_overlap_must_be_smaller_than_size():
 
 
 def test_documents_carry_their_chunk_index():
-    out = TextExtractor().extract(ExtractorInput("object", {}, {"text": b"a b c d"}), TextParameters(chunk_size=2))
+    params = TextParameters(chunk_size=2, embedding_dimension=0)
+    out = TextExtractor().extract(ExtractorInput("object", {}, {"text": b"a b c d"}), params)
     assert out == [{"text": "a b", "chunk_index": 0, "chunk_count": 2}, {"text": "c d", "chunk_index": 1, "chunk_count": 2}]
+
+
+def _cosine(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_hashing_embedding_is_deterministic_normalised_and_similar_for_similar_texts():
+    params = TextParameters(split_by="none", embedding_dimension=128)
+
+    def embed(text: str) -> list[float]:
+        out = TextExtractor().extract(ExtractorInput("object", {}, {"text": text.encode()}), params)
+        return out[0]["text_extractor_v1_embedding"]
+
+    first = embed("the tides follow the moon")
+    assert len(first) == 128 and abs(_cosine(first, first) - 1) < 1e-4
+    assert first == embed("the tides follow the moon")
+    close, far = embed("tides follow the moon and the sun"), embed("chlorophyll absorbs red light")
+    assert _cosine(first, close) > 0.5 > _cosine(first, far)
 
 
 def test_undecodable_bytes_fail_with_a_clear_message():

@@ -1,7 +1,7 @@
 """Extractors: functions from one input to documents, built-in or plugged in."""
 
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
-from tierflow.extractors.registry import available_extractors, check_parameters, get_extractor
+from tierflow.extractors.registry import available_extractors, check_parameters, describe_extractors, get_extractor
 
 __all__ = [
     "CONTENT",
@@ -10,5 +10,6 @@ __all__ = [
     "ExtractorInput",
     "available_extractors",
     "check_parameters",
+    "describe_extractors",
     "get_extractor",
 ]

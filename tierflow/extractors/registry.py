@@ -47,3 +47,17 @@ def check_parameters(extractor: type[Extractor], parameters: dict[str, Any]) -> 
             {"type": e["type"], "location": ["feature_extractor", "parameters", *e["loc"]], "message": e["msg"]}
             for e in error.errors()
         ]) from error
+
+
+def describe_extractors() -> list[dict[str, Any]]:
+    """Every extractor as users see it: name, version, what it reads, its parameters and output."""
+    return [
+        {
+            "feature_extractor_name": e.name, "version": e.version, "description": e.description,
+            "input_types": list(e.input_types), "inputs": dict(e.inputs),
+            "position_fields": list(e.position_fields),
+            "parameters_schema": e.Parameters.model_json_schema(),
+            "output_schema": {"properties": e.output_schema()},
+        }
+        for _, e in sorted(available_extractors().items())
+    ]

@@ -2,7 +2,8 @@
 
 The text comes from the object's file (UTF-8) or, for an upstream document, its `text` field;
 `input_mappings: {text: <path>}` reads it from elsewhere. `chunk_size` and `chunk_overlap`
-count units of `split_by` (characters, words, sentences or paragraphs).
+count units of `split_by` (characters, words, sentences or paragraphs). Each chunk also gets a
+hashing embedding of `embedding_dimension` floats (0 turns it off).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
+from tierflow.extractors.embedding import hashing_embedding
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -23,6 +25,10 @@ class TextParameters(BaseModel):
     split_by: Literal["characters", "words", "sentences", "paragraphs", "none"] = "words"
     chunk_size: int = Field(default=200, ge=1, le=100_000)
     chunk_overlap: int = Field(default=0, ge=0)
+    embedding_dimension: int = Field(
+        default=64, ge=0, le=4096,
+        description="Size of the hashing embedding written as text_extractor_v1_embedding (0: none).",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> TextParameters:
@@ -35,6 +41,8 @@ class TextChunk(BaseModel):
     text: str
     chunk_index: int = Field(ge=0)
     chunk_count: int = Field(ge=1)
+    text_extractor_v1_embedding: list[float] | None = Field(
+        default=None, description="A dense vector by feature hashing (see tierflow.extractors.embedding).")
 
 
 def split_text(text: str, params: TextParameters) -> list[str]:
@@ -82,4 +90,7 @@ class TextExtractor(Extractor):
 
     def extract(self, item: ExtractorInput, params: TextParameters) -> list[dict[str, Any]]:
         chunks = split_text(_as_text(item.values.get("text")), params)
-        return [{"text": c, "chunk_index": i, "chunk_count": len(chunks)} for i, c in enumerate(chunks)]
+        return [{"text": c, "chunk_index": i, "chunk_count": len(chunks),
+                 **({"text_extractor_v1_embedding": hashing_embedding(c, params.embedding_dimension)}
+                    if params.embedding_dimension else {})}
+                for i, c in enumerate(chunks)]
