@@ -21,7 +21,7 @@ from tierflow.errors import NotFoundError, TierflowError
 from tierflow.ids import stable_id
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
-from tierflow.storage import head_object, iter_pages, run_concurrently, s3_client, storage_location
+from tierflow.storage import head_object, is_derivative, iter_pages, run_concurrently, s3_client, storage_location
 from tierflow.timestamps import format_timestamp, now_text
 
 log = logging.getLogger(__name__)
@@ -116,6 +116,7 @@ def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
     client = s3_client(*storage_location(storage), pool=settings.io_concurrency)
     s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""
     for page in iter_pages(client, bucket=s3_bucket, prefix=prefix, page_size=settings.discovery_page_size):
+        page = [e for e in page if not is_derivative(e["Key"])]  # thumbnails and such tierflow wrote
         by_id = {object_id_for(bucket["bucket_id"], e["Key"]): e for e in page}
         with open_session(settings.database_url) as session:
             known = catalog_objects.known_etags(session, object_ids=list(by_id))

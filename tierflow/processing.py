@@ -31,11 +31,13 @@ from tierflow.settings import get_settings
 from tierflow.storage import (
     StorageError,
     StorageUnavailableError,
+    derivative_key,
     parse_s3_url,
     read_object,
     run_concurrently,
     s3_client,
     storage_location,
+    write_object,
 )
 from tierflow.timestamps import now_text
 
@@ -193,6 +195,8 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
     now = now_text()
     rows = []
     for output in outputs:
+        if output.get("document_blobs"):
+            output = {**output, "document_blobs": _store_blobs(ctx, kind, record, output["document_blobs"])}
         fields = {**carried, **ctx.extractor.Output.model_validate(output).model_dump(mode="json")}
         positions = [fields.get(p) for p in ctx.extractor.position_fields]
         document_id = (
@@ -209,6 +213,24 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
             "created_at": now, "updated_at": now,
         })
     return rows, identity is not None
+
+
+def _store_blobs(ctx: _Context, kind: str, record: dict[str, Any], blobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write an output's blobs (e.g. a thumbnail) to S3 beside the source object; their references."""
+    source = next((b["data"] for b in record.get("blobs") or []
+                   if isinstance(b.get("data"), str) and b["data"].startswith("s3://")), None)
+    if kind != "object" or source is None:
+        raise ExtractionError("this extractor writes files beside its input, so the input must be an object in S3",
+                              category="validation")
+    s3_bucket, key = parse_s3_url(source)
+    binding = ctx.buckets[record["bucket_id"]].get("storage")
+    client = s3_client(*storage_location(binding), pool=get_settings().io_concurrency)
+    stored = []
+    for blob in blobs:
+        target = derivative_key(key, blob["suffix"])
+        write_object(client, s3_bucket, target, blob["data"], blob["content_type"])
+        stored.append({"role": blob["role"], "content_type": blob["content_type"], "url": f"s3://{s3_bucket}/{target}"})
+    return stored
 
 
 def source_version(kind: str, record: dict[str, Any]) -> str:

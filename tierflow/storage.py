@@ -126,6 +126,29 @@ def read_object(client: BaseClient, bucket: str, key: str) -> bytes:
         raise _wrap(error, bucket, key) from error
 
 
+def write_object(client: BaseClient, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    """PUT one object (a derivative tierflow writes, such as a thumbnail)."""
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    except (ClientError, BotoCoreError) as error:
+        raise _wrap(error, bucket, key) from error
+
+
+DERIVATIVES = ".tierflow"
+"""Folder name under which tierflow writes derivatives next to a source; discovery skips it."""
+
+
+def derivative_key(source_key: str, suffix: str) -> str:
+    """`photos/a.png` → `photos/.tierflow/a.png<suffix>`: beside the source, never rediscovered."""
+    folder, _, name = source_key.rpartition("/")
+    return f"{folder}/{DERIVATIVES}/{name}{suffix}" if folder else f"{DERIVATIVES}/{name}{suffix}"
+
+
+def is_derivative(key: str) -> bool:
+    """True for keys inside a `.tierflow/` folder (what `derivative_key` makes)."""
+    return DERIVATIVES in key.split("/")[:-1]
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """('bucket', 'key') of an `s3://bucket/key` URL."""
     if not url.startswith("s3://") or "/" not in url[5:]:

@@ -10,10 +10,12 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tierflow.errors import BadRequestError, ValidationError
 from tierflow.extractors.base import Extractor
+from tierflow.extractors.image import ImageExtractor
 from tierflow.extractors.passthrough import PassthroughExtractor
+from tierflow.extractors.pdf import PdfExtractor
 from tierflow.extractors.text import TextExtractor
 
-_BUILTINS: tuple[type[Extractor], ...] = (PassthroughExtractor, TextExtractor)
+_BUILTINS: tuple[type[Extractor], ...] = (PassthroughExtractor, TextExtractor, PdfExtractor, ImageExtractor)
 
 
 @lru_cache(maxsize=1)
