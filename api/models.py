@@ -154,6 +154,12 @@ class Batch(BaseModel):
     document_count: int | None
     created_at: str
     updated_at: str
+    # tierflow's additions (optional in the contract's sense):
+    collection_names: dict[str, str] = Field(default_factory=dict, description="Names of collection_ids.")
+    failed_inputs: list[dict[str, Any]] = Field(
+        default_factory=list, description="The failed inputs (first 100): input_id, collection_id, tier_num, error.")
+    audit: dict[str, Any] = Field(
+        default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0.")
 
 
 class Task(BaseModel):

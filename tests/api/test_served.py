@@ -142,6 +142,9 @@ def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
     assert _finished_task(client, headers, first["task_id"])["status"] == "COMPLETED_WITH_ERRORS"
     batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
     assert batch["failed_object_count"] == 1 and batch["tier_tasks"][0]["inputs_succeeded"] == 1
+    (failed,) = batch["failed_inputs"]
+    assert failed["error"]["category"] == "validation" and "not UTF-8" in failed["error"]["message"]
+    assert batch["audit"]["balanced"] and batch["audit"]["failed"] == 1
     written_before = client.post("/v1/collections/words/documents/list", headers=headers).json()["results"]
 
     s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"now readable")
