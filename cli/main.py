@@ -221,16 +221,22 @@ def deployments_serve(
 
 
 @app.command()
+@friendly_errors
 def serve(
     host: Annotated[str, typer.Option(help="Address the REST API listens on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the REST API.")] = 8000,
     namespace: Annotated[str, typer.Option(help="Namespace of the scheduled deployment.")] = "quickstart",
     collection: Annotated[str, typer.Option(help="Collection of the scheduled deployment.")] = "paragraphs",
     cron: Annotated[str, typer.Option(help="Schedule of the scheduled deployment.")] = "*/15 * * * *",
+    runner: Annotated[bool, typer.Option(
+        help="Also run the deployments here; --no-runner leaves them to a work pool's workers.")] = True,
 ) -> None:
     """Run the REST API and a runner for tierflow's deployments (stops cleanly on SIGTERM)."""
-    from deployments.stack import run_stack
+    from deployments.stack import run_api_only, run_stack
 
+    if not runner:
+        run_api_only(host=host, port=port, announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
+        return
     run_stack(host=host, port=port, namespace=namespace, collection=collection, cron=cron,
               announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 
@@ -318,3 +324,57 @@ def demo(
     from cli.demo import run_demo
 
     run_demo(definitions=definitions, data=data)
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The catalog database's schema.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Create or migrate the catalog's tables to this version's schema (TIERFLOW_DATABASE_URL).
+
+    Run it once per new version against a shared PostgreSQL catalog before starting workers; a
+    SQLite catalog is upgraded on first use."""
+    from tierflow.catalog.engine import create_catalog_engine
+    from tierflow.catalog.migrate import upgrade
+    from tierflow.settings import get_settings
+
+    engine = create_catalog_engine(get_settings().database_url)
+    try:
+        before, after = _catalog_call(engine, upgrade)
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    console.print(f"catalog {where}: " + (f"already at {after}" if before == after else f"{before or 'empty'} → {after}"))
+
+
+@db_app.command("check")
+@friendly_errors
+def db_check() -> None:
+    """Exit 0 if the catalog is at this version's schema, 1 (saying what to do) if not."""
+    from tierflow.catalog.engine import create_catalog_engine
+    from tierflow.catalog.migrate import current_revision, head_revision
+    from tierflow.settings import get_settings
+
+    engine = create_catalog_engine(get_settings().database_url)
+    try:
+        current = _catalog_call(engine, current_revision)
+    finally:
+        engine.dispose()
+    if current != head_revision():
+        raise fail(f"catalog schema is at {current or 'none'}, this tierflow needs {head_revision()}: "
+                   "run `tierflow db upgrade`")
+    console.print(f"catalog schema at {current}")
+
+
+def _catalog_call(engine: Any, func: Any) -> Any:
+    """`func(engine)`, with a database that cannot be reached turned into one clear message."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return func(engine)
+    except OperationalError as error:
+        where = engine.url.render_as_string(hide_password=True)
+        raise fail(f"cannot reach the catalog at {where}: {str(error.orig).strip().splitlines()[0]}") from None

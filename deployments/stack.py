@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from deployments.serve import serve_deployments
+from tierflow.errors import TierflowError
 
 
 @contextmanager
@@ -36,6 +37,21 @@ def prefect_api() -> Iterator[str]:
             yield server.api_url
     finally:
         server.stop()
+
+
+def run_api_only(*, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve the REST API alone: its triggers become runs of the trigger deployment, which the
+    workers of a Prefect server's work pool execute (`prefect deploy --all`, `prefect worker start`)."""
+    from api.app import create_app
+
+    url = os.environ.get("PREFECT_API_URL")
+    if not url:
+        raise TierflowError(
+            "--no-runner needs PREFECT_API_URL: a Prefect server whose work-pool workers run the "
+            "trigger deployment (without one, triggered runs would never start)"
+        )
+    announce(f"tierflow API on http://{host}:{port} (docs: /docs); runs go to the workers of {url}")
+    uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning")).run()
 
 
 def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: str,

@@ -13,14 +13,13 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
-from tierflow.settings import get_settings
 from tierflow.summary import batch_markdown
 
 
@@ -61,10 +60,9 @@ async def trigger_collection(
                     discovery.result()
             select_inputs(plan.batch_id, 0)
         parent = task_id
-        run_tier = process_tier.with_options(
-            task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency)
-        )
         for tier_num in range(len(plan.tiers)):
+            reads_files = tier_num == 0 and plan.source_type == "bucket"
+            run_tier = process_tier.with_options(task_runner=tier_task_runner(reads_files=reads_files))
             tier = await run_tier(plan.batch_id, tier_num, parent)
             parent = tier["task_id"]
     except BaseException as error:

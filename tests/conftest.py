@@ -49,12 +49,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def _reset_postgres(url: str) -> None:
-    from sqlalchemy import create_engine
-
+    """Drop everything and migrate from nothing, as `tierflow db upgrade` does on a new database."""
+    from tierflow.catalog.engine import create_catalog_engine
+    from tierflow.catalog.migrate import upgrade
     from tierflow.catalog.schema import metadata
 
-    engine = create_engine(url)
+    engine = create_catalog_engine(url)
     metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    upgrade(engine)
     engine.dispose()
 
 

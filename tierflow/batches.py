@@ -209,16 +209,27 @@ def check_resumable(batch_id: str) -> dict[str, Any]:
     return batch
 
 
+def reads_files(batch: dict[str, Any], tier_num: int) -> bool:
+    """Whether this tier's chunks read files from S3 (the root tier of a bucket-sourced batch)."""
+    return tier_num == 0 and bool(batch["source_bucket_ids"])
+
+
 def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
-    """(collection id, input ids) for every chunk of a tier's pending inputs."""
+    """(collection id, input ids) for every chunk of a tier's pending inputs.
+
+    Chunks that read files are `chunk_size` inputs; chunks of upstream documents, which cost no
+    I/O, are `document_chunk_size` (larger, so Prefect's per-task cost stays small beside them).
+    """
     settings = get_settings()
     with open_session(settings.database_url) as session:
-        members = catalog_batches.get_batch(session, batch_id=batch_id)["dag_tiers"][tier_num]
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+    members = batch["dag_tiers"][tier_num]
+    size = settings.chunk_size if reads_files(batch, tier_num) else settings.document_chunk_size
     return [
         (collection_id, ids)
         for collection_id in members
         for ids in catalog_batches.iter_input_chunks(
-            settings.database_url, batch_id=batch_id, collection_id=collection_id, size=settings.chunk_size
+            settings.database_url, batch_id=batch_id, collection_id=collection_id, size=size
         )
     ]
 

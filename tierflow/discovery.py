@@ -2,8 +2,14 @@
 
 The listing is streamed page by page (1,000 keys at most in memory). Object ids are derived from
 bucket and key, so an unchanged object keeps its id and status across runs; a changed one (new
-etag) is refreshed and set back to PENDING. Only new and changed keys are HEAD-ed (concurrently)
-for their content type and user metadata.
+etag) is refreshed and set back to PENDING.
+
+A listing gives keys, sizes and etags, not content types or user metadata. Those take a HEAD per
+object, as many requests as reading the files, so new and changed keys are HEAD-ed (concurrently)
+only when the bucket needs them before its files are read: when its schema declares fields
+besides the file itself (filters and unique keys read them), or when `discovery_head` is
+`always`. Otherwise the content type is guessed from the key, and the GET that reads the file
+records the real content type and metadata on the object (`processing`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,26 @@ def _blob_property(bucket: dict[str, Any]) -> tuple[str, str | None]:
     return blobs[0] if len(blobs) == 1 else ("content", None)
 
 
+def needs_head(bucket: dict[str, Any]) -> bool:
+    """Whether discovery must HEAD this bucket's new objects (see the module's docstring)."""
+    if get_settings().discovery_head == "always":
+        return True
+    properties = (bucket.get("bucket_schema") or {}).get("properties") or {}
+    blob, _ = _blob_property(bucket)
+    unique = (bucket.get("unique_key") or {}).get("fields") or []
+    return any(name != blob for name in properties) or any(name not in _OBJECT_COLUMNS for name in unique)
+
+
+_OBJECT_COLUMNS = {"key", "object_id", "etag", "size_bytes", "key_prefix", "last_modified"}
+"""Object fields a unique key can name that the listing itself provides."""
+
+
+def object_metadata(bucket: dict[str, Any], raw: dict[str, str]) -> dict[str, Any]:
+    """User metadata as S3 gives it (text), typed as the bucket's schema declares."""
+    properties = (bucket.get("bucket_schema") or {}).get("properties") or {}
+    return {k: _coerce(v, (properties.get(k) or {}).get("type")) for k, v in raw.items()}
+
+
 def _coerce(value: str, kind: str | None) -> Any:
     """S3 metadata is text; give it the type the bucket schema declares when it parses."""
     try:
@@ -77,8 +103,7 @@ def _blob_type(content_type: str | None, declared: str | None) -> str:
 def _object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     storage = bucket["storage"]
     key = entry["Key"]
-    properties = (bucket.get("bucket_schema") or {}).get("properties") or {}
-    metadata = {k: _coerce(v, (properties.get(k) or {}).get("type")) for k, v in (head.get("Metadata") or {}).items()}
+    metadata = object_metadata(bucket, head.get("Metadata") or {})
     content_type = head.get("ContentType") or mimetypes.guess_type(key)[0]
     prop, declared = _blob_property(bucket)
     now = now_text()
@@ -113,7 +138,8 @@ def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
     if not storage:
         return stats  # objects of unbound buckets are registered through the API only
     settings = get_settings()
-    client = s3_client(*storage_location(storage), pool=settings.io_concurrency)
+    client = s3_client(*storage_location(storage))
+    head = needs_head(bucket)
     s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""
     for page in iter_pages(client, bucket=s3_bucket, prefix=prefix, page_size=settings.discovery_page_size):
         page = [e for e in page if not is_derivative(e["Key"])]  # thumbnails and such tierflow wrote
@@ -127,10 +153,10 @@ def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
         stats.unchanged += len(page) - len(fresh)
         if not fresh:
             continue
-        heads = run_concurrently(
-            lambda key: head_object(client, s3_bucket, key),
-            [e["Key"] for e in fresh.values()],
-            settings.io_concurrency,
+        keys = [e["Key"] for e in fresh.values()]
+        heads: dict[str, Any] = (
+            run_concurrently(lambda key: head_object(client, s3_bucket, key), keys) if head
+            else dict.fromkeys(keys, {})
         )
         rows = []
         for entry in fresh.values():

@@ -19,8 +19,13 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:_LENGTH]}"
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+"""One encoder for every id: `json.dumps` with options builds a new encoder per call (measurable
+at a hundred thousand documents per tier)."""
+
+
 def stable_id(prefix: str, *parts: Any) -> str:
     """An id derived from `parts`: the same parts always give the same id."""
-    payload = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    payload = _CANONICAL.encode(parts)
     digest = hashlib.sha256(payload.encode("utf-8")).hexdigest()[:_LENGTH]
     return f"{prefix}_{digest}"

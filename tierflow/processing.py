@@ -22,6 +22,7 @@ from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.records import document_record
+from tierflow.discovery import object_metadata
 from tierflow.errors import TierflowError, TransientError
 from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, check_parameters, get_extractor
 from tierflow.filters import MISSING, resolve_path
@@ -31,6 +32,7 @@ from tierflow.settings import get_settings
 from tierflow.storage import (
     StorageError,
     StorageUnavailableError,
+    StoredFile,
     derivative_key,
     parse_s3_url,
     read_object,
@@ -67,6 +69,8 @@ class _Context:
     extractor_info: dict[str, str]
     dedup: str | None = None
     cancelled: bool = False
+    now: str = field(default_factory=now_text)
+    """When this chunk's documents were made (one clock reading per chunk, not per document)."""
 
 
 def _category(error: BaseException) -> str:
@@ -97,23 +101,33 @@ def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str
 
 
 def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The file bytes of each object (or its error), fetched concurrently."""
-    settings = get_settings()
+    """The file of each object (a `StoredFile`, inline bytes, or the error), fetched concurrently."""
     blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
     urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
 
-    def fetch(object_id: str) -> bytes:
+    def fetch(object_id: str) -> StoredFile:
         record = records[object_id]
         s3_bucket, key = parse_s3_url(urls[object_id])
         binding = buckets[record["bucket_id"]].get("storage")
-        return read_object(s3_client(*storage_location(binding), pool=settings.io_concurrency), s3_bucket, key)
+        return read_object(s3_client(*storage_location(binding)), s3_bucket, key)
 
-    found: dict[str, Any] = run_concurrently(fetch, list(urls), settings.io_concurrency)
+    found: dict[str, Any] = run_concurrently(fetch, list(urls))
     # Objects registered through the API may carry their content inline instead of a URL.
     found.update({oid: _inline_bytes(data) for oid, data in blobs.items() if oid not in urls})
     for oid in records:
         found.setdefault(oid, ExtractionError(f"object {oid} has no blob to read", category="validation"))
     return found
+
+
+def _learn_facts(record: dict[str, Any], bucket: dict[str, Any], stored: StoredFile) -> dict[str, Any] | None:
+    """What the GET said that the catalog did not know (discovery may skip the HEAD): the new
+    content type and metadata, applied to the record and returned to be saved, or None."""
+    facts = {"content_type": stored.content_type or record.get("content_type"),
+             "metadata": {**object_metadata(bucket, stored.metadata), **(record.get("metadata") or {})}}
+    if facts["content_type"] == record.get("content_type") and facts["metadata"] == (record.get("metadata") or {}):
+        return None
+    record.update(facts)
+    return facts
 
 
 def _inline_bytes(data: Any) -> bytes:
@@ -192,7 +206,7 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
         base = {**lineage_in, "source_object_id": None, "source_document_id": record["document_id"],
                 "source_collection_id": record["collection_id"], "path": f"{lineage_in['path']}/{cid}"}
     version = source_version(kind, record)
-    now = now_text()
+    now = ctx.now
     rows = []
     for output in outputs:
         if output.get("document_blobs"):
@@ -224,7 +238,7 @@ def _store_blobs(ctx: _Context, kind: str, record: dict[str, Any], blobs: list[d
                               category="validation")
     s3_bucket, key = parse_s3_url(source)
     binding = ctx.buckets[record["bucket_id"]].get("storage")
-    client = s3_client(*storage_location(binding), pool=get_settings().io_concurrency)
+    client = s3_client(*storage_location(binding))
     stored = []
     for blob in blobs:
         target = derivative_key(key, blob["suffix"])
@@ -296,6 +310,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
 
     to_upsert: list[dict[str, Any]] = []
     to_insert: list[dict[str, Any]] = []
+    learned: dict[str, dict[str, Any]] = {}
     for input_id in input_ids:
         try:
             record = records.get(input_id)
@@ -304,6 +319,11 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             content = contents.get(input_id)
             if isinstance(content, Exception):
                 raise content
+            if isinstance(content, StoredFile):
+                facts = _learn_facts(record, ctx.buckets[record["bucket_id"]], content)
+                if facts:
+                    learned[input_id] = facts
+                content = content.body
             rows, deterministic = _documents_for(ctx, kind, record, lineages.get(input_id), content)
         except Exception as error:  # one input's failure must not stop the chunk
             entry = _error_entry(ctx, input_id, error)
@@ -318,7 +338,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         result.documents_written += len(rows)
         outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
 
-    with open_session(settings.database_url) as session:
+    with open_session(settings.database_url, write=True) as session:
         if ctx.dedup == "replace":
             succeeded = [o["input_id"] for o in outcomes if o["status"] == Status.COMPLETED.value]
             catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
@@ -328,4 +348,5 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         if kind == "object":
             catalog_objects.set_object_status(session, statuses={
                 o["input_id"]: o["status"] for o in outcomes if o["status"] != Status.SKIPPED.value})
+            catalog_objects.record_facts(session, facts=learned)
     return result

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,22 +34,51 @@ class Settings(BaseSettings):
     )
     s3_region: str | None = Field(default=None, description="Region for buckets that name none.")
     chunk_size: int = Field(
-        default=200, ge=1, le=10_000, description="Inputs per Prefect task run."
+        default=200, ge=1, le=10_000, description="Inputs per Prefect task run, for tiers that read files."
+    )
+    document_chunk_size: int = Field(
+        default=2500, ge=1, le=10_000,
+        description="Inputs per Prefect task run, for tiers that read upstream documents (no I/O).",
     )
     chunk_concurrency: int = Field(
         default=4, ge=1, le=256,
-        description="Chunk tasks of one tier running at once (more only queue on the catalog's writes).",
+        description="Chunk tasks of a tier that reads files running at once (they wait on S3).",
+    )
+    document_chunk_concurrency: int = Field(
+        default=1, ge=1, le=256,
+        description="Chunk tasks of a tier that reads upstream documents running at once (threads "
+        "only add contention there; see flows/runners.py).",
+    )
+    task_runner: Literal["threads", "dask"] = Field(
+        default="threads",
+        description="What runs a tier's chunk tasks: threads of the flow's process, or a Dask cluster "
+        "(needs the `dask` extra; see flows/runners.py).",
+    )
+    dask_address: str | None = Field(
+        default=None, description="A running Dask scheduler (tcp://host:8786); none: a LocalCluster per tier."
+    )
+    dask_workers: int = Field(
+        default=2, ge=1, le=256, description="Worker processes of the LocalCluster started without an address."
     )
     s3_max_attempts: int = Field(
         default=5, ge=1, le=20,
         description="Attempts per S3 request (botocore's standard retry mode backs off between them).",
     )
     io_concurrency: int = Field(
-        default=16, ge=1, le=256, description="Concurrent S3 requests inside one chunk."
+        default=16, ge=1, le=256,
+        description="Concurrent S3 requests of one process, shared by every chunk running in it.",
     )
     trigger_deployment: str = Field(
         default="trigger-collection/trigger-collection",
         description="The Prefect deployment (flow/deployment) the REST API starts triggers through.",
+    )
+    discovery_head: Literal["auto", "always"] = Field(
+        default="auto",
+        description=(
+            "HEAD each new object at discovery for its content type and user metadata: 'always', or "
+            "'auto' (only for buckets whose schema declares fields besides the file; otherwise the "
+            "GET that reads the file records them, which saves one request per object)."
+        ),
     )
     discovery_page_size: int = Field(
         default=1000, ge=1, le=1000, description="Keys per S3 listing page."

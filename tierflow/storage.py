@@ -1,14 +1,19 @@
 """Object storage through boto3: listing (streamed pages), HEAD and GET, run concurrently.
 
 Clients are cached per endpoint and region and shared by threads (boto3 clients are thread-safe).
+Every concurrent request of a process goes through one shared pool of `io_concurrency` threads,
+so chunks running side by side share that limit instead of multiplying it: more requests than
+the client's connection pool only open and throw away connections.
 botocore's `standard` retry mode already repeats throttling and 5xx answers with backoff; what
 still fails is classified here as transient or terminal, so callers never parse messages.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -51,11 +56,15 @@ def storage_location(binding: dict[str, Any] | None) -> tuple[str | None, str | 
 
 
 @lru_cache(maxsize=32)
-def s3_client(endpoint_url: str | None, region: str | None, pool: int = 32) -> BaseClient:
-    """A shared S3 client for an endpoint (None: AWS) with retries and a sized connection pool."""
+def s3_client(endpoint_url: str | None, region: str | None) -> BaseClient:
+    """A shared S3 client for an endpoint (None: AWS) with retries and a sized connection pool.
+
+    The pool holds a connection for each thread of the shared I/O pool plus one per chunk task
+    (chunks write derivatives such as thumbnails from their own thread)."""
+    settings = get_settings()
     config = Config(
-        retries={"mode": "standard", "max_attempts": get_settings().s3_max_attempts},
-        max_pool_connections=pool,
+        retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
+        max_pool_connections=settings.io_concurrency + settings.chunk_concurrency,
         s3={"addressing_style": "path"} if endpoint_url else {},
     )
     return boto3.session.Session().client(
@@ -92,8 +101,23 @@ def iter_pages(client: BaseClient, *, bucket: str, prefix: str, page_size: int) 
         raise _wrap(error, bucket, None) from error
 
 
-def run_concurrently(func: Callable[[str], T], keys: Iterable[str], concurrency: int) -> dict[str, T | Exception]:
-    """`func(key)` for each key on a bounded thread pool; each result or its exception, by key."""
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _io_pool() -> ThreadPoolExecutor:
+    """The process's shared I/O threads (one pool per configured size, made on first use)."""
+    size = get_settings().io_concurrency
+    with _pools_lock:
+        if size not in _pools:
+            _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tierflow-io")
+        return _pools[size]
+
+
+def run_concurrently(func: Callable[[str], T], keys: Iterable[str]) -> dict[str, T | Exception]:
+    """`func(key)` for each key on the shared I/O pool; each result or its exception, by key.
+
+    `func` must not itself call `run_concurrently` (it would wait on the pool it occupies)."""
     keys = list(keys)
 
     def guarded(key: str) -> T | Exception:
@@ -104,8 +128,7 @@ def run_concurrently(func: Callable[[str], T], keys: Iterable[str], concurrency:
 
     if len(keys) <= 1:
         return {k: guarded(k) for k in keys}
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(keys))) as pool:
-        return dict(zip(keys, pool.map(guarded, keys), strict=True))
+    return dict(zip(keys, _io_pool().map(guarded, keys), strict=True))
 
 
 def head_object(client: BaseClient, bucket: str, key: str) -> dict[str, Any]:
@@ -116,14 +139,24 @@ def head_object(client: BaseClient, bucket: str, key: str) -> dict[str, Any]:
         raise _wrap(error, bucket, key) from error
 
 
-def read_object(client: BaseClient, bucket: str, key: str) -> bytes:
-    """GET one object's bytes."""
+@dataclass(frozen=True)
+class StoredFile:
+    """An object's bytes with what its GET said about it (the same facts a HEAD gives)."""
+
+    body: bytes
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def read_object(client: BaseClient, bucket: str, key: str) -> StoredFile:
+    """GET one object: its bytes, content type and user metadata (`x-amz-meta-*`)."""
     try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"]
-        with body:
-            return bytes(body.read())
+        response = client.get_object(Bucket=bucket, Key=key)
+        with response["Body"] as body:
+            data = bytes(body.read())
     except (ClientError, BotoCoreError) as error:
         raise _wrap(error, bucket, key) from error
+    return StoredFile(data, response.get("ContentType"), dict(response.get("Metadata") or {}))
 
 
 def write_object(client: BaseClient, bucket: str, key: str, body: bytes, content_type: str) -> None:

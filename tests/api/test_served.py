@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -22,25 +19,7 @@ import httpx
 import pytest
 
 from deployments.serve import PENDING_ONLY
-
-ROOT = Path(__file__).parents[2]
-TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _poll(read: Callable[[], Any], done: Callable[[Any], bool], seconds: float = 90) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        value = read()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"gave up waiting; last value: {value}"
-        time.sleep(0.25)
+from tests.utils.http_stack import ROOT, TIERFLOW, answers, define, finished_task, free_port, poll
 
 
 @pytest.fixture(scope="module")
@@ -51,18 +30,17 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     endpoint = "http://{}:{}".format(*moto.get_host_and_port())
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
            "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('served') / 'catalog.db'}"}
-    tierflow = [sys.executable, "-c", "from cli.main import app; app()"]
-    created = subprocess.run([*tierflow, "keys", "create", "--name", "ci"], env=env, cwd=ROOT,
+    created = subprocess.run([*TIERFLOW, "keys", "create", "--name", "ci"], env=env, cwd=ROOT,
                              capture_output=True, text=True, check=True)
     key = created.stdout.strip().splitlines()[-1]
-    server = subprocess.Popen([*tierflow, "serve", "--port", str(port)], env=env, cwd=ROOT,
+    server = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
                           timeout=30)
-    _poll(lambda: _reachable(client), bool, seconds=120)
+    poll(lambda: answers(client, "/openapi.json"), bool, seconds=120)
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
     s3.create_bucket(Bucket="files")
     yield {"client": client, "server": server, "s3": s3}
@@ -72,37 +50,9 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     moto.stop()
 
 
-def _reachable(client: httpx.Client) -> bool:
-    try:
-        return client.get("/openapi.json").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def _define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
-    headers = {"X-Namespace": namespace}
-    assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
-    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
-              "unique_key": {"fields": ["key"]}, "storage": {"s3_bucket": "files", "prefix": prefix}}
-    assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
-    words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
-             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
-                                   "parameters": {"split_by": "words", "chunk_size": 2}}}
-    copies = {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["words"]},
-              "feature_extractor": {"feature_extractor_name": "passthrough_extractor", "version": "v1"}}
-    for body in (words, copies):
-        assert client.post("/v1/collections", json=body, headers=headers).status_code == 200
-    return headers
-
-
-def _finished_task(client: httpx.Client, headers: dict[str, str], task_id: str) -> dict[str, Any]:
-    return _poll(lambda: client.get(f"/v1/tasks/{task_id}", headers=headers).json(),
-                 lambda task: task["status"] in TERMINAL)
-
-
 def test_two_tiers_triggered_over_http_and_polled_to_completed(stack):
     client, s3 = stack["client"], stack["s3"]
-    headers = _define(client, "served", "in/")
+    headers = define(client, "served", "in/")
     for i in range(3):
         s3.put_object(Bucket="files", Key=f"in/{i}.txt", Body=f"one two three four {i}".encode())
     idempotent = {**headers, "Idempotency-Key": "first-run"}
@@ -118,7 +68,7 @@ def test_two_tiers_triggered_over_http_and_polled_to_completed(stack):
     reused = client.post("/v1/collections/words/trigger", json={"object_ids": ["x"]}, headers=idempotent)
     assert reused.status_code == 400 and reused.json()["error"]["type"] == "BadRequestError"
 
-    task = _finished_task(client, headers, body["task_id"])
+    task = finished_task(client, headers, body["task_id"])
     assert task["status"] == "COMPLETED" and task["task_type"] == "api_collections_trigger", task
     assert task["additional_data"]["batch_id"] == body["batch_id"] and task["error"] is None
     batch = client.get(f"/v1/batches/{body['batch_id']}", headers=headers).json()
@@ -135,11 +85,11 @@ def test_two_tiers_triggered_over_http_and_polled_to_completed(stack):
 
 def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
     client, s3 = stack["client"], stack["s3"]
-    headers = _define(client, "retried", "retry/")
+    headers = define(client, "retried", "retry/")
     s3.put_object(Bucket="files", Key="retry/good.txt", Body=b"fine words here")
     s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"\xff\xfe broken")
     first = client.post("/v1/collections/words/trigger", json={}, headers=headers).json()
-    assert _finished_task(client, headers, first["task_id"])["status"] == "COMPLETED_WITH_ERRORS"
+    assert finished_task(client, headers, first["task_id"])["status"] == "COMPLETED_WITH_ERRORS"
     batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
     assert batch["failed_object_count"] == 1 and batch["tier_tasks"][0]["inputs_succeeded"] == 1
     (failed,) = batch["failed_inputs"]
@@ -150,7 +100,7 @@ def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
     s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"now readable")
     retry = client.post(f"/v1/batches/{first['batch_id']}/retry", headers=headers, json={"retry_mode": "all"})
     assert retry.status_code == 202 and retry.json()["retried_inputs"] == 1
-    assert _finished_task(client, headers, retry.json()["task_id"])["status"] == "COMPLETED"
+    assert finished_task(client, headers, retry.json()["task_id"])["status"] == "COMPLETED"
     batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
     assert batch["status"] == "COMPLETED" and batch["failed_object_count"] == 0
     assert [t["inputs_succeeded"] for t in batch["tier_tasks"]] == [2, 3]  # 2 + 1 chunks of words
@@ -163,12 +113,12 @@ def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
 
 def test_cancel_before_the_run_starts(stack):
     client, s3 = stack["client"], stack["s3"]
-    headers = _define(client, "cancelled", "cancel/")
+    headers = define(client, "cancelled", "cancel/")
     s3.put_object(Bucket="files", Key="cancel/a.txt", Body=b"a b c")
     started = client.post("/v1/collections/words/trigger", json={}, headers=headers).json()
     cancelled = client.post(f"/v1/batches/{started['batch_id']}/cancel", headers=headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELED"
-    assert _finished_task(client, headers, started["task_id"])["status"] == "CANCELED"
+    assert finished_task(client, headers, started["task_id"])["status"] == "CANCELED"
     assert client.get(f"/v1/batches/{started['batch_id']}", headers=headers).json()["status"] == "CANCELED"
 
 

@@ -12,7 +12,12 @@ from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import objects
+from tierflow import planning
+from tierflow.batches import chunk_plan
 from tierflow.discovery import discover_bucket_by_id, object_id_for
+from tierflow.models.trigger import TriggerRequest
+from tierflow.processing import process_chunk
+from tierflow.selection import select_tier_inputs
 from tierflow.settings import get_settings
 from tierflow.storage import s3_client
 
@@ -66,7 +71,7 @@ def test_listing_pages_through_every_page(s3, catalog, tmp_path, monkeypatch):
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda k: s3.put_object(Bucket="tierflow-test", Key=k, Body=b"x"), keys))
     listings: list[object] = []
-    s3_client(None, None, pool=get_settings().io_concurrency).meta.events.register(
+    s3_client(None, None).meta.events.register(
         "before-call.s3.ListObjectsV2", lambda **kwargs: listings.append(kwargs["params"]))
     stats = discover_bucket_by_id(bucket_id)
     assert (stats.listed, stats.new) == (105, 105)
@@ -86,3 +91,57 @@ def test_metadata_takes_the_types_of_the_bucket_schema(s3, catalog, tmp_path):
     with open_session(catalog) as session:
         assert catalog_objects.get_objects(session, object_ids=[oid])[oid]["metadata"] == {
             "year": 2024, "draft": True, "category": "7"}
+
+
+def _count_calls(operation: str) -> list[str]:
+    calls: list[str] = []
+    s3_client(None, None).meta.events.register(
+        f"before-call.s3.{operation}", lambda **kwargs: calls.append(kwargs["params"]["url_path"]))
+    return calls
+
+
+def test_a_bucket_of_files_alone_is_not_headed_and_its_reads_fill_in_the_facts(s3, catalog, tmp_path):
+    # Nothing but the file is declared, so nothing needs metadata before the files are read: the
+    # listing is enough, and the GET that reads each file records its real content type and metadata.
+    bucket = text_bucket()
+    del bucket["bucket_schema"]["properties"]["category"]
+    collection = {"collection_name": "copies", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+                  "feature_extractor": {"feature_extractor_name": "text_extractor",
+                                        "parameters": {"embedding_dimension": 0}}}
+    report = apply_definitions(tmp_path, {"namespace": "disc", "buckets": [bucket], "collections": [collection]})
+    s3.put_object(Bucket="tierflow-test", Key="notes/readme", Body=b"plain words",
+                  ContentType="text/markdown", Metadata={"lang": "en"})
+    heads = _count_calls("HeadObject")
+    with open_session(catalog) as session:
+        bucket_id = resources.get_bucket(session, namespace_id=report.namespace_id, identifier="notes")["bucket_id"]
+    discover_bucket_by_id(bucket_id)
+    oid = object_id_for(bucket_id, "notes/readme")
+    with open_session(catalog) as session:
+        before = catalog_objects.get_objects(session, object_ids=[oid])[oid]
+    assert heads == []
+    assert (before["content_type"], before["metadata"]) == (None, {})  # no extension to guess from
+
+    plan = planning.plan_batch(namespace="disc", collection="copies", request=TriggerRequest(), task_id=None)
+    select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
+    [(collection_id, ids)] = chunk_plan(batch_id=plan.batch_id, tier_num=0)
+    assert process_chunk(batch_id=plan.batch_id, collection_id=collection_id, tier_num=0, input_ids=ids).succeeded == 1
+    with open_session(catalog) as session:
+        after = catalog_objects.get_objects(session, object_ids=[oid])[oid]
+    assert (after["content_type"], after["metadata"], after["status"]) == ("text/markdown", {"lang": "en"}, "COMPLETED")
+
+
+def test_declared_fields_or_the_setting_make_discovery_head_each_new_object(s3, catalog, tmp_path, monkeypatch):
+    bucket = text_bucket()
+    del bucket["bucket_schema"]["properties"]["category"]
+    report = apply_definitions(tmp_path, {"namespace": "disc", "buckets": [bucket]})
+    put_text(s3, "notes/a.txt", "x", {"category": "science"})
+    monkeypatch.setenv("TIERFLOW_DISCOVERY_HEAD", "always")
+    get_settings.cache_clear()
+    heads = _count_calls("HeadObject")
+    with open_session(catalog) as session:
+        bucket_id = resources.get_bucket(session, namespace_id=report.namespace_id, identifier="notes")["bucket_id"]
+    discover_bucket_by_id(bucket_id)
+    assert heads == ["/notes/a.txt"]
+    oid = object_id_for(bucket_id, "notes/a.txt")
+    with open_session(catalog) as session:
+        assert catalog_objects.get_objects(session, object_ids=[oid])[oid]["metadata"] == {"category": "science"}

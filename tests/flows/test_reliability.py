@@ -119,7 +119,7 @@ def test_s3_throttling_is_retried_until_it_passes(flows, tmp_path, monkeypatch):
     for name in ("a", "b"):
         put_text(flows, f"notes/{name}.txt", "one two")
     apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
-    client = s3_client(None, None, pool=get_settings().io_concurrency)
+    client = s3_client(None, None)
     # Three refusals: botocore's two attempts absorb one, then a GET gives up and the chunk task
     # is retried by Prefect (nothing of the chunk was written), and the third is absorbed again.
     calls = _failing_gets(client, [503, 503, 503])
@@ -145,7 +145,7 @@ async def chunk_run_counts(flow_run_id: str) -> list[int]:
 def test_a_missing_key_fails_its_input_once_without_retries(flows, tmp_path):
     put_text(flows, "notes/a.txt", "one two")
     apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
-    client = s3_client(None, None, pool=get_settings().io_concurrency)
+    client = s3_client(None, None)
     calls = _failing_gets(client, [])
     original = client.get_object
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.records import object_field, object_record
@@ -48,6 +48,15 @@ def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
     for status, ids in by_status.items():
         session.execute(
             update(objects).where(objects.c.object_id.in_(ids)).values(status=status, updated_at=now)
+        )
+
+
+def record_facts(session: Session, *, facts: dict[str, dict[str, Any]]) -> None:
+    """Save what reading the files taught about these objects (content type and metadata)."""
+    if facts:
+        session.execute(
+            update(objects).where(objects.c.object_id == bindparam("oid")),
+            [{"oid": oid, "content_type": f["content_type"], "metadata": f["metadata"]} for oid, f in facts.items()],
         )
 
 

@@ -1,0 +1,142 @@
+"""The full stack on one machine: a Prefect server, a process work pool, two workers, the REST API.
+
+Everything is started as a user would: `prefect server start`, `prefect work-pool create`,
+`prefect deploy` from `prefect.yaml`, two `prefect worker start`, and `tierflow serve --no-runner`
+(the API alone, so the runs can only go to the workers). Two batches triggered over HTTP must be
+picked up by the two workers at once and finish with the right documents.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import boto3
+import httpx
+import pytest
+
+from tests.conftest import POSTGRES_URL
+from tests.utils.http_stack import ROOT, TIERFLOW, answers, define, finished_task, free_port, poll
+from tests.utils.prefect_server import sibling_database
+
+PREFECT = [sys.executable, "-m", "prefect"]
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+
+def _run(command: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _stop(*processes: subprocess.Popen[bytes]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """`prefect server start` on a free port (on PostgreSQL when the tests have one); its env."""
+    from moto.server import ThreadedMotoServer
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_API_URL=api, PREFECT_UI_API_URL=api,
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_WORKER_QUERY_SECONDS="1",
+               PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
+    if POSTGRES_URL:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = sibling_database(
+            POSTGRES_URL, f"prefect_stack_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}", driver="postgresql+asyncpg")
+    server = _start([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log")
+    with httpx.Client(base_url=api, timeout=5) as client:
+        poll(lambda: answers(client, "/health"), bool, seconds=120)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    env["TIERFLOW_S3_ENDPOINT_URL"] = "http://{}:{}".format(*moto.get_host_and_port())
+    env["TIERFLOW_DATABASE_URL"] = f"sqlite:///{home / 'catalog.db'}"
+    env["TIERFLOW_HOME"] = str(ROOT)  # where prefect.yaml's pull step takes the workers
+    yield env
+    moto.stop()
+    _stop(server)
+
+
+@pytest.fixture(scope="module")
+def workers(prefect_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+    """The pool, the trigger deployment on it, and two workers taking one run at a time each."""
+    env = prefect_server
+    _run([*PREFECT, "work-pool", "create", "tierflow-pool", "--type", "process"], env)
+    _run([*PREFECT, "--no-prompt", "deploy", "--name", "trigger-collection"], env)
+    logs = tmp_path_factory.mktemp("workers")
+    names = ["worker-a", "worker-b"]
+    started = [_start([*PREFECT, "worker", "start", "--pool", "tierflow-pool", "--name", name, "--limit", "1"],
+                      env, logs / f"{name}.log") for name in names]
+    yield names
+    _stop(*started)
+
+
+@pytest.fixture(scope="module")
+def api(prefect_server: dict[str, str], workers: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """`tierflow serve --no-runner` with a fresh key: the REST API, runs left to the workers."""
+    env = prefect_server
+    key = _run([*TIERFLOW, "keys", "create", "--name", "stack"], env).strip().splitlines()[-1]
+    port = free_port()
+    server = _start([*TIERFLOW, "serve", "--no-runner", "--port", str(port)], env,
+                    tmp_path_factory.mktemp("api") / "api.log")
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    poll(lambda: answers(client, "/openapi.json"), bool, seconds=60)
+    yield client
+    client.close()
+    _stop(server)
+
+
+def _flow_run(env: dict[str, str], task_id: str) -> Any:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        return client.read_flow_run(UUID(task_id))
+
+
+def test_two_workers_run_two_batches_at_once(prefect_server, workers, api):
+    s3 = boto3.client("s3", endpoint_url=prefect_server["TIERFLOW_S3_ENDPOINT_URL"], region_name="us-east-1")
+    s3.create_bucket(Bucket="files")
+    started = {}
+    for namespace, count in (("north", 4), ("south", 6)):
+        headers = define(api, namespace, f"{namespace}/")
+        for i in range(count):
+            s3.put_object(Bucket="files", Key=f"{namespace}/{i}.txt", Body=f"alpha beta gamma delta {i}".encode())
+        answer = api.post("/v1/collections/words/trigger", json={}, headers=headers)
+        assert answer.status_code == 202, answer.text
+        started[namespace] = (headers, answer.json())
+
+    runs = {}
+    for namespace, count in (("north", 4), ("south", 6)):
+        headers, body = started[namespace]
+        task = finished_task(api, headers, body["task_id"], seconds=180)
+        assert task["status"] == "COMPLETED", task
+        batch = api.get(f"/v1/batches/{body['batch_id']}", headers=headers).json()
+        assert [t["documents_written"] for t in batch["tier_tasks"]] == [3 * count, 3 * count]
+        copies = api.post("/v1/collections/copies/documents/list", headers=headers, json={"limit": 100}).json()
+        assert copies["pagination"]["total"] == 3 * count
+        assert {d["text"] for d in copies["results"]} >= {"alpha beta", "gamma delta"}
+        runs[namespace] = _flow_run(prefect_server, body["task_id"])
+
+    north, south = runs["north"], runs["south"]
+    assert north.work_pool_name == south.work_pool_name == "tierflow-pool"
+    # one worker each (--limit 1), so the two runs overlapped in time
+    assert north.start_time < south.end_time and south.start_time < north.end_time
+    assert north.infrastructure_pid != south.infrastructure_pid

@@ -1,0 +1,65 @@
+"""Helpers for tests that drive tierflow's processes over HTTP (served API, workers, the UI)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).parents[2]
+TIERFLOW = [sys.executable, "-c", "from cli.main import app; app()"]
+"""The `tierflow` command, run by this interpreter (as a user runs `.venv/bin/tierflow`)."""
+TERMINAL = {"COMPLETED", "COMPLETED_WITH_ERRORS", "FAILED", "CANCELED"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def poll(read: Callable[[], Any], done: Callable[[Any], bool], seconds: float = 90) -> Any:
+    """Read until `done(value)`; fails with the last value after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = read()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"gave up waiting; last value: {value}"
+        time.sleep(0.25)
+
+
+def answers(client: httpx.Client, path: str) -> bool:
+    """Whether the server behind `client` answers `path` with 200 yet."""
+    try:
+        return client.get(path).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
+    """Over the REST API: a namespace, a unique-key bucket on `files/<prefix>`, words → copies."""
+    headers = {"X-Namespace": namespace}
+    assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
+    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
+              "unique_key": {"fields": ["key"]}, "storage": {"s3_bucket": "files", "prefix": prefix}}
+    assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
+    words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
+                                   "parameters": {"split_by": "words", "chunk_size": 2}}}
+    copies = {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["words"]},
+              "feature_extractor": {"feature_extractor_name": "passthrough_extractor", "version": "v1"}}
+    for body in (words, copies):
+        assert client.post("/v1/collections", json=body, headers=headers).status_code == 200
+    return headers
+
+
+def finished_task(client: httpx.Client, headers: dict[str, str], task_id: str, seconds: float = 90) -> dict[str, Any]:
+    """Poll `GET /v1/tasks/{id}` until the task is in a terminal state."""
+    return poll(lambda: client.get(f"/v1/tasks/{task_id}", headers=headers).json(),
+                lambda task: task["status"] in TERMINAL, seconds)
