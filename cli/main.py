@@ -347,7 +347,8 @@ def db_upgrade() -> None:
     finally:
         engine.dispose()
     where = engine.url.render_as_string(hide_password=True)
-    console.print(f"catalog {where}: " + (f"already at {after}" if before == after else f"{before or 'empty'} → {after}"))
+    change = f"already at {after}" if before == after else f"{before or 'empty'} → {after}"
+    console.print(f"catalog {where}: {change}")
 
 
 @db_app.command("check")

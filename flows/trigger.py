@@ -27,7 +27,7 @@ from tierflow.summary import batch_markdown
 async def trigger_collection(
     namespace: str,
     collection: str,
-    request: TriggerRequest | None = None,
+    request: TriggerRequest = TriggerRequest(),  # noqa: B008  never mutated; with it the UI form shows every field
     batch_id: str | None = None,
 ) -> dict[str, Any]:
     """Process a collection and every collection downstream of it.
@@ -44,7 +44,6 @@ async def trigger_collection(
             so that it can answer with the batch id at once.
     """
     logger = get_run_logger()
-    request = request or TriggerRequest()
     task_id = flow_run.id
     if batch_id is None:
         plan = plan_batch(namespace, collection, request, task_id)

@@ -18,7 +18,7 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 from tests.utils.prefect_server import prefect_test_server, sibling_database  # noqa: E402
 from tierflow.catalog.engine import dispose_engines  # noqa: E402
 from tierflow.settings import get_settings  # noqa: E402
-from tierflow.storage import s3_client  # noqa: E402
+from tierflow.storage import forget_clients  # noqa: E402
 
 SERVER_POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if SERVER_POSTGRES_URL else ["sqlite"]
@@ -85,11 +85,11 @@ def catalog(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
 def s3(catalog: str) -> Iterator[object]:
     """Moto's in-process S3 with an empty `tierflow-test` bucket."""
     with mock_aws():
-        s3_client.cache_clear()
+        forget_clients()
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="tierflow-test")
         yield client
-        s3_client.cache_clear()
+        forget_clients()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, TypeVar
 
 import boto3
@@ -55,21 +54,37 @@ def storage_location(binding: dict[str, Any] | None) -> tuple[str | None, str | 
     )
 
 
-@lru_cache(maxsize=32)
+_clients: dict[tuple[str | None, str | None], BaseClient] = {}
+_clients_lock = threading.Lock()
+
+
 def s3_client(endpoint_url: str | None, region: str | None) -> BaseClient:
     """A shared S3 client for an endpoint (None: AWS) with retries and a sized connection pool.
 
     The pool holds a connection for each thread of the shared I/O pool plus one per chunk task
-    (chunks write derivatives such as thumbnails from their own thread)."""
-    settings = get_settings()
-    config = Config(
-        retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
-        max_pool_connections=settings.io_concurrency + settings.chunk_concurrency,
-        s3={"addressing_style": "path"} if endpoint_url else {},
-    )
-    return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config
-    )
+    (chunks write derivatives such as thumbnails from their own thread). Made once per process
+    under a lock: sixteen I/O threads asking at once used to build sixteen clients, each loading
+    botocore's service model (seconds of CPU at the start of every worker process)."""
+    key = (endpoint_url, region)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            settings = get_settings()
+            config = Config(
+                retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
+                max_pool_connections=settings.io_concurrency + settings.chunk_concurrency,
+                s3={"addressing_style": "path"} if endpoint_url else {},
+            )
+            client = _clients[key] = boto3.session.Session().client(
+                "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config
+            )
+        return client
+
+
+def forget_clients() -> None:
+    """Drop the cached clients (tests that switch S3 endpoints or settings)."""
+    with _clients_lock:
+        _clients.clear()
 
 
 def _wrap(error: Exception, bucket: str, key: str | None) -> Exception:

@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from tests.conftest import POSTGRES_URL
+from tests.utils.browser import browser_page, chromium
 from tests.utils.http_stack import ROOT, TIERFLOW, answers, define, finished_task, free_port, poll
 from tests.utils.prefect_server import sibling_database
 
@@ -61,7 +62,8 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
                PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED="false")
     if POSTGRES_URL:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = sibling_database(
-            POSTGRES_URL, f"prefect_stack_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}", driver="postgresql+asyncpg")
+            POSTGRES_URL, f"prefect_stack_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}", driver="postgresql+asyncpg",
+            fresh=True)
     server = _start([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log")
     with httpx.Client(base_url=api, timeout=5) as client:
         poll(lambda: answers(client, "/health"), bool, seconds=120)
@@ -76,8 +78,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 
 
 @pytest.fixture(scope="module")
-def workers(prefect_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """The pool, the trigger deployment on it, and two workers taking one run at a time each."""
+def workers(prefect_server: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+    """The pool, the trigger deployment on it, and two workers taking one run at a time each;
+    yields each worker's log file."""
     env = prefect_server
     _run([*PREFECT, "work-pool", "create", "tierflow-pool", "--type", "process"], env)
     _run([*PREFECT, "--no-prompt", "deploy", "--name", "trigger-collection"], env)
@@ -85,12 +88,13 @@ def workers(prefect_server: dict[str, str], tmp_path_factory: pytest.TempPathFac
     names = ["worker-a", "worker-b"]
     started = [_start([*PREFECT, "worker", "start", "--pool", "tierflow-pool", "--name", name, "--limit", "1"],
                       env, logs / f"{name}.log") for name in names]
-    yield names
+    poll(lambda: _online_workers(env), lambda online: online == set(names), seconds=60)
+    yield {name: logs / f"{name}.log" for name in names}
     _stop(*started)
 
 
 @pytest.fixture(scope="module")
-def api(prefect_server: dict[str, str], workers: list[str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def api(prefect_server: dict[str, str], workers: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     """`tierflow serve --no-runner` with a fresh key: the REST API, runs left to the workers."""
     env = prefect_server
     key = _run([*TIERFLOW, "keys", "create", "--name", "stack"], env).strip().splitlines()[-1]
@@ -104,6 +108,13 @@ def api(prefect_server: dict[str, str], workers: list[str], tmp_path_factory: py
     _stop(server)
 
 
+def _online_workers(env: dict[str, str]) -> set[str]:
+    from prefect.client.orchestration import SyncPrefectClient
+
+    with SyncPrefectClient(env["PREFECT_API_URL"]) as client:
+        return {w.name for w in client.read_workers_for_work_pool("tierflow-pool") if w.status.value == "ONLINE"}
+
+
 def _flow_run(env: dict[str, str], task_id: str) -> Any:
     from prefect.client.orchestration import SyncPrefectClient
 
@@ -111,22 +122,33 @@ def _flow_run(env: dict[str, str], task_id: str) -> Any:
         return client.read_flow_run(UUID(task_id))
 
 
-def test_two_workers_run_two_batches_at_once(prefect_server, workers, api):
+BATCHES = {"north": 4, "south": 6}
+"""Namespace → number of files: each file "alpha beta gamma delta i" gives three word pairs."""
+
+
+@pytest.fixture(scope="module")
+def finished(prefect_server, workers, api) -> dict[str, tuple[dict[str, str], dict[str, Any], dict[str, Any]]]:
+    """Both batches triggered over HTTP, then polled to the end: (headers, trigger answer, task)."""
     s3 = boto3.client("s3", endpoint_url=prefect_server["TIERFLOW_S3_ENDPOINT_URL"], region_name="us-east-1")
     s3.create_bucket(Bucket="files")
-    started = {}
-    for namespace, count in (("north", 4), ("south", 6)):
-        headers = define(api, namespace, f"{namespace}/")
+    defined = {}
+    for namespace, count in BATCHES.items():
+        defined[namespace] = define(api, namespace, f"{namespace}/")
         for i in range(count):
             s3.put_object(Bucket="files", Key=f"{namespace}/{i}.txt", Body=f"alpha beta gamma delta {i}".encode())
+    started = {}
+    for namespace, headers in defined.items():  # back to back, so both wait for a worker at once
         answer = api.post("/v1/collections/words/trigger", json={}, headers=headers)
         assert answer.status_code == 202, answer.text
         started[namespace] = (headers, answer.json())
+    return {namespace: (headers, body, finished_task(api, headers, body["task_id"], seconds=180))
+            for namespace, (headers, body) in started.items()}
 
+
+def test_two_workers_run_two_batches_at_once(prefect_server, workers, api, finished):
     runs = {}
-    for namespace, count in (("north", 4), ("south", 6)):
-        headers, body = started[namespace]
-        task = finished_task(api, headers, body["task_id"], seconds=180)
+    for namespace, (headers, body, task) in finished.items():
+        count = BATCHES[namespace]
         assert task["status"] == "COMPLETED", task
         batch = api.get(f"/v1/batches/{body['batch_id']}", headers=headers).json()
         assert [t["documents_written"] for t in batch["tier_tasks"]] == [3 * count, 3 * count]
@@ -140,3 +162,33 @@ def test_two_workers_run_two_batches_at_once(prefect_server, workers, api):
     # one worker each (--limit 1), so the two runs overlapped in time
     assert north.start_time < south.end_time and south.start_time < north.end_time
     assert north.infrastructure_pid != south.infrastructure_pid
+    logs = {name: log.read_text() for name, log in workers.items()}
+    ran = {name: {ns for ns, run in runs.items() if f"submitting flow run '{run.id}'" in text}
+           for name, text in logs.items()}
+    assert sorted(map(len, ran.values())) == [1, 1] and set.union(*ran.values()) == {"north", "south"}, ran
+
+
+def test_the_ui_shows_the_trigger_form_and_the_tier_subflows(prefect_server, finished):
+    """What a user sees in Prefect's UI, in headless Chromium: the custom-run form of the trigger
+    deployment with every field's title, and a finished run's tier subflows as its children."""
+    from prefect.client.orchestration import SyncPrefectClient
+
+    if chromium() is None:
+        assert not os.environ.get("CI"), "CI must install chromium (.ci/run does)"
+        pytest.skip("chromium is not installed (Debian: apt-get install chromium)")
+    ui = prefect_server["PREFECT_API_URL"].removesuffix("/api")
+    with SyncPrefectClient(prefect_server["PREFECT_API_URL"]) as client:
+        deployment = client.read_deployment_by_name("trigger-collection/trigger-collection")
+    with browser_page() as page:
+        page.goto(f"{ui}/deployments/deployment/{deployment.id}/run")
+        form = page.wait_for_text("Parameters", "namespace", "collection", "Include buckets", "Include collections",
+                                  "Object ids", "Source filters", "Dedup strategy", "batch_id")
+        assert "Something went wrong" not in form
+        assert "The namespace, by id (ns_…) or name." in form  # descriptions come from the docstring
+
+        _, body, _ = finished["north"]
+        page.goto(f"{ui}/runs/flow-run/{body['task_id']}")
+        page.wait_for_text("trigger-collection", "Subflow Runs")
+        page.click_text("Subflow Runs")
+        children = page.wait_for_text("2 Flow runs", "tier-0", "tier-1")
+        assert "process-tier" in children

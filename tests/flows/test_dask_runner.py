@@ -15,7 +15,7 @@ from tierflow.batches import batch_view
 from tierflow.catalog.engine import dispose_engines, open_session
 from tierflow.catalog.schema import collections, documents, objects
 from tierflow.settings import get_settings
-from tierflow.storage import s3_client
+from tierflow.storage import forget_clients
 
 WORDS = "the quick brown fox jumps over a lazy dog while seven cats watch".split()
 
@@ -24,7 +24,7 @@ def _use(monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
-    s3_client.cache_clear()
+    forget_clients()
     dispose_engines()
 
 

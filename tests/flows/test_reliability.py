@@ -24,7 +24,7 @@ from tierflow.batches import batch_view
 from tierflow.browse import list_collection_documents
 from tierflow.models.trigger import TriggerRequest
 from tierflow.settings import get_settings
-from tierflow.storage import s3_client
+from tierflow.storage import forget_clients, s3_client
 
 
 def count(collection: str, namespace: str = "rel") -> int:
@@ -115,7 +115,7 @@ def test_s3_throttling_is_retried_until_it_passes(flows, tmp_path, monkeypatch):
     monkeypatch.setenv("TIERFLOW_S3_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("TIERFLOW_IO_CONCURRENCY", "1")
     get_settings.cache_clear()
-    s3_client.cache_clear()
+    forget_clients()
     for name in ("a", "b"):
         put_text(flows, f"notes/{name}.txt", "one two")
     apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})

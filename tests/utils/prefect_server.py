@@ -25,14 +25,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def sibling_database(postgres_url: str, name: str, *, driver: str | None = None) -> str:
-    """The URL of database `name` on the same PostgreSQL server, created if missing.
+def sibling_database(postgres_url: str, name: str, *, driver: str | None = None, fresh: bool = False) -> str:
+    """The URL of database `name` on the same PostgreSQL server, created if missing (or, when
+    `fresh`, dropped and created empty).
 
     Each pytest-xdist worker gets its own databases this way, so workers never share state.
     """
     url = make_url(postgres_url)
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     with engine.connect() as connection:
+        if fresh:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
         if not exists:
             connection.execute(text(f'CREATE DATABASE "{name}"'))
