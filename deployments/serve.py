@@ -16,6 +16,7 @@ from prefect.deployments.runner import RunnerDeployment
 
 from flows.resume import resume_crashed_batches
 from flows.trigger import trigger_collection
+from tierflow.settings import get_settings
 
 PENDING_ONLY: dict[str, Any] = {"AND": [{"field": "status", "operator": "eq", "value": "PENDING"}]}
 
@@ -46,4 +47,5 @@ def build_deployments(*, namespace: str, collection: str, cron: str) -> list[Run
 
 def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     """Serve both deployments until interrupted (Ctrl-C or SIGTERM)."""
-    serve(*build_deployments(namespace=namespace, collection=collection, cron=cron))
+    serve(*build_deployments(namespace=namespace, collection=collection, cron=cron),
+          query_seconds=get_settings().runner_poll_seconds)

@@ -15,6 +15,7 @@ from prefect import flow, get_run_logger
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
+from flows.clients import shared_prefect_client
 from tasks.batches import finish_tier, plan_chunks, select_inputs
 from tasks.chunks import process_chunk
 from tierflow.batches import fail_inputs, start_tier
@@ -30,6 +31,12 @@ def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
 async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None) -> dict[str, Any]:
     """Process one tier of a batch: every collection of the tier, chunk by chunk."""
+    with shared_prefect_client():
+        return await _run_tier(batch_id, tier_num, parent_task_id)
+
+
+async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) -> dict[str, Any]:
+    """The tier's body: start it, select and chunk its inputs, run the chunks, close it."""
     logger = get_run_logger()
     start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
     if tier_num > 0:

@@ -14,6 +14,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.futures import wait
 from prefect.runtime import flow_run
 
+from flows.clients import shared_prefect_client
 from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
@@ -43,6 +44,12 @@ async def trigger_collection(
         batch_id: Leave empty. Set by the REST API, which plans the batch before it starts the run
             so that it can answer with the batch id at once.
     """
+    with shared_prefect_client():
+        return await _run_batch(namespace, collection, request, batch_id)
+
+
+async def _run_batch(namespace: str, collection: str, request: TriggerRequest, batch_id: str | None) -> dict[str, Any]:
+    """The trigger's body: plan, discover, run the tiers, close the batch."""
     logger = get_run_logger()
     task_id = flow_run.id
     if batch_id is None:

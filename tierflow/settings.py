@@ -72,6 +72,13 @@ class Settings(BaseSettings):
         default="trigger-collection/trigger-collection",
         description="The Prefect deployment (flow/deployment) the REST API starts triggers through.",
     )
+    runner_poll_seconds: int = Field(
+        default=1, ge=1, le=600,
+        description=(
+            "How often `tierflow serve`'s runner asks the Prefect API for runs to start. Prefect's "
+            "default, 10 s, is felt by every API trigger: the run waits up to that long to begin."
+        ),
+    )
     discovery_head: Literal["auto", "always"] = Field(
         default="auto",
         description=(

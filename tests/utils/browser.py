@@ -83,7 +83,7 @@ def browser_page() -> Iterator[Page]:
     executable = chromium()
     assert executable, "chromium is not installed (Debian: apt-get install chromium)"
     port = free_port()
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:  # Chromium's helpers exit late
         process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", f"--remote-debugging-port={port}",
                                     "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

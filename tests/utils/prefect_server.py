@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -67,9 +68,30 @@ def _drain_logs_and_events() -> None:
     run_coro_as_sync(drain())
 
 
+def _unwatched() -> dict[Any, bool]:
+    """What the tests never look at, switched off: uploading every log line to the API, and the
+    server services for automations, event storage, schedules, late and lost runs and block
+    registration. Each costs the test API CPU on every run, and CI has two cores for everything."""
+    import prefect.settings as settings
+
+    names = ["PREFECT_LOGGING_TO_API_ENABLED", "PREFECT_API_BLOCKS_REGISTER_ON_START",
+             *(f"PREFECT_SERVER_SERVICES_{service}_ENABLED" for service in
+               ("TRIGGERS", "EVENT_PERSISTER", "SCHEDULER", "LATE_RUNS", "FOREMAN", "REPOSSESSOR", "PAUSE_EXPIRATIONS"))]
+    return {getattr(settings, name): False for name in names}
+
+
 @contextmanager
 def prefect_test_server(postgres_url: str | None, *, startup_timeout: int = 120) -> Iterator[None]:
     """Run a Prefect API subprocess for the duration of the block and point clients at it."""
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(_unwatched()):
+        with _test_server(postgres_url, startup_timeout):
+            yield
+
+
+@contextmanager
+def _test_server(postgres_url: str | None, startup_timeout: int) -> Iterator[None]:
     from prefect.testing.utilities import prefect_test_harness
 
     if postgres_url is None:
