@@ -7,18 +7,20 @@ its text. The protocol's websocket is spoken with `websockets`, which Prefect al
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from websockets.sync.client import ClientConnection, connect
 
-from tests.utils.http_stack import free_port
+from tests.utils.http_stack import free_port, poll
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -27,8 +29,16 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 window lets lists that render only what is in view (runs, parameters) render everything."""
 
 
+INSTALLING = "TIERFLOW_TEST_CHROMIUM_INSTALLED"
+"""Set by `.ci/run`: a file that appears once its background install of Chromium has ended (it
+installs while the tests already run, the install being as long as the rest of the setup)."""
+
+
 def chromium() -> str | None:
-    """The Chromium executable, if installed."""
+    """The Chromium executable, if installed (after waiting for CI's install to end)."""
+    marker = os.environ.get(INSTALLING)
+    if marker:
+        poll(Path(marker).exists, bool, seconds=600)
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
