@@ -23,9 +23,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
+# About fifteen minutes on two cores. bench/pipeline.py --large adds 100,000 objects (most of an hour).
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
-	$(BIN)/python bench/pipeline.py --objects 1000
+	$(BIN)/python bench/pipeline.py --objects 1000 10000
+	$(BIN)/python bench/scale_out.py
 
 serve-flows: $(STAMP)
 	$(BIN)/tierflow deployments serve

@@ -289,7 +289,8 @@ def child(contender: str, endpoint: str) -> None:
 
 
 def measure(contender: str, endpoint: str) -> dict[str, Any]:
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
     out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint],
                          env=env, capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -317,7 +318,7 @@ def main() -> None:
         os.environ.setdefault(name, value)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--large", action="store_true", help="also run 100,000 objects (about half an hour)")
+    parser.add_argument("--large", action="store_true", help="also run 100,000 objects (most of an hour on two cores)")
     parser.add_argument("--contenders", nargs="+", default=["handwritten", "tierflow", "naive"],
                         choices=["handwritten", "tierflow", "naive"])
     parser.add_argument("--skip-naive-above", type=int, default=2000,

@@ -113,6 +113,7 @@ def child(contender: str) -> None:
 
 def measure(contender: str, endpoint: str) -> dict[str, Any]:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
            "TIERFLOW_S3_ENDPOINT_URL": endpoint, "TIERFLOW_CHUNK_SIZE": str(CHUNK)}
     out = subprocess.run([sys.executable, __file__, "--child", contender], env=env, capture_output=True, text=True,
                          check=False)
