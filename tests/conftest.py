@@ -48,18 +48,34 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("catalog", BACKENDS, indirect=True)
 
 
+_MIGRATED: set[str] = set()
+"""PostgreSQL catalogs this process has already migrated from nothing."""
+
+
 def _reset_postgres(url: str) -> None:
-    """Drop everything and migrate from nothing, as `tierflow db upgrade` does on a new database."""
+    """An empty catalog at the current schema.
+
+    The first time in a session (and whenever the schema is not at head) everything is dropped and
+    migrated from nothing, as `tierflow db upgrade` does on a new database; after that, emptying
+    the tables is enough and takes a fraction of the time (CI has two cores for ~200 tests)."""
     from tierflow.catalog.engine import create_catalog_engine
-    from tierflow.catalog.migrate import upgrade
+    from tierflow.catalog.migrate import current_revision, head_revision, upgrade
     from tierflow.catalog.schema import metadata
 
     engine = create_catalog_engine(url)
-    metadata.drop_all(engine)
-    with engine.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-    upgrade(engine)
-    engine.dispose()
+    try:
+        if url in _MIGRATED and current_revision(engine) == head_revision():
+            tables = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            return
+        metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(engine)
+        _MIGRATED.add(url)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture
