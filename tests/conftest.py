@@ -57,7 +57,7 @@ def _reset_postgres(url: str) -> None:
 
     The first time in a session (and whenever the schema is not at head) everything is dropped and
     migrated from nothing, as `tierflow db upgrade` does on a new database; after that, emptying
-    the tables is enough and takes a fraction of the time (CI has two cores for ~200 tests)."""
+    the tables is enough and takes a fraction of the time."""
     from tierflow.catalog.engine import create_catalog_engine
     from tierflow.catalog.migrate import current_revision, head_revision, upgrade
     from tierflow.catalog.schema import metadata
