@@ -11,11 +11,11 @@ process so that its peak RSS is its own:
 - naive:        the same work as one Prefect task per object (tier 1) and per object's chunks
                 (tier 2): what a first attempt looks like.
 
-    python bench/pipeline.py [--objects 1000 10000] [--large] [--skip-naive-above 2000]
+    python bench/pipeline.py [--objects 1000 10000] [--large] [--repeat 3] [--skip-naive-above 2000]
 
 Prints a table and writes bench/results/pipeline.json. For tierflow it also reports each tier's
-orchestration overhead (from the moment the tier could start to its close, minus the span of its
-chunks' work) and the time from the trigger to the first committed document. Prefect's API is
+orchestration overhead (from the moment the tier could start to its first chunk, plus from its
+last chunk to its close) and the time from the trigger to the first committed document. Prefect's API is
 the temporary local one unless PREFECT_API_URL points at a server.
 """
 
@@ -118,9 +118,8 @@ class _Clock:
 
     def __init__(self) -> None:
         self.chunks: dict[int, list[tuple[float, float]]] = {}
-        self.ready: dict[int, float] = {}
+        self.roots_selected = 0.0
         self.finished: dict[int, float] = {}
-        self.selecting: dict[int, float] = {}
 
     def install(self) -> None:
         import flows.tier
@@ -136,16 +135,14 @@ class _Clock:
             return result
 
         def timed_select(**kwargs: Any) -> Any:
-            started = time.perf_counter()
             result = select(**kwargs)
-            self.selecting[kwargs["tier_num"]] = time.perf_counter() - started
             if kwargs["tier_num"] == 0:
-                self.ready[0] = time.perf_counter()  # tier 0 can start once its inputs are chosen
+                self.roots_selected = time.perf_counter()  # tier 0 can start once its inputs are chosen
             return result
 
         def timed_finish(**kwargs: Any) -> Any:
             result = finish(**kwargs)
-            self.finished[kwargs["tier_num"]] = self.ready[kwargs["tier_num"] + 1] = time.perf_counter()
+            self.finished[kwargs["tier_num"]] = time.perf_counter()
             return result
 
         tasks.chunks.run_chunk = timed_chunk
@@ -154,14 +151,14 @@ class _Clock:
         assert flows.tier  # the tier flow reaches these through the modules patched above
 
     def overhead(self) -> list[float]:
-        """Per tier: from the moment it could start to its close, minus its work (the span of its
-        chunks and, below the root, the SQL that selects its inputs)."""
+        """Per tier, the time it could have worked and did not: from the moment it could start
+        (tier 0: its inputs chosen; a lower tier: the first chunk of the tier above ended) to its
+        first chunk, plus from its last chunk to its close."""
         out = []
         for tier, spans in sorted(self.chunks.items()):
-            work = max(e for _, e in spans) - min(s for s, _ in spans)
-            if tier > 0:
-                work += self.selecting[tier]
-            out.append(round(self.finished[tier] - self.ready[tier] - work, 3))
+            ready = self.roots_selected if tier == 0 else min(end for _, end in self.chunks[tier - 1])
+            first, last = min(s for s, _ in spans), max(e for _, e in spans)
+            out.append(round(max(first - ready, 0.0) + self.finished[tier] - last, 3))
         return out
 
 
@@ -299,6 +296,12 @@ def measure(contender: str, endpoint: str) -> dict[str, Any]:
     return dict(json.loads(lines[-1][7:]))
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run of median wall time (of two, the faster), with every run's seconds beside it."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    return {**ordered[(len(ordered) - 1) // 2], "all_seconds": [round(r["seconds"], 2) for r in runs]}
+
+
 def _wait_for_port(port: int) -> None:
     """Until moto's server accepts connections (it starts in about a second)."""
     deadline = time.monotonic() + 30
@@ -321,6 +324,8 @@ def main() -> None:
     parser.add_argument("--large", action="store_true", help="also run 100,000 objects (most of an hour on two cores)")
     parser.add_argument("--contenders", nargs="+", default=["handwritten", "tierflow", "naive"],
                         choices=["handwritten", "tierflow", "naive"])
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of every contender per size; the table shows each one's median run")
     parser.add_argument("--skip-naive-above", type=int, default=2000,
                         help="naive Prefect takes minutes per thousand objects beyond this")
     parser.add_argument("--child")
@@ -345,10 +350,13 @@ def main() -> None:
                 _wait_for_port(int(endpoint.rsplit(":", 1)[1]))
             seed(endpoint, count)
             row: dict[str, Any] = {"objects": count}
-            for contender in args.contenders:
-                if contender == "naive" and count > args.skip_naive_above:
-                    continue
-                row[contender] = measure(contender, endpoint)
+            contenders = [c for c in args.contenders if not (c == "naive" and count > args.skip_naive_above)]
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c in contenders}
+            for _ in range(args.repeat):  # rounds of every contender, so that drift hits each alike
+                for contender in contenders:
+                    runs[contender].append(measure(contender, endpoint))
+            for contender, measured in runs.items():
+                row[contender] = _median_run(measured)
             results.append(row)
         finally:
             if server is not None:
@@ -383,6 +391,8 @@ def report(results: list[dict[str, Any]]) -> None:
             print(f"{row['objects']:>8} {contender:<12} {r['seconds']:>8.2f} {r['objects_per_s']:>7.0f} "
                   f"{r['documents_per_s']:>7.0f} {r['peak_rss_mb']:>7} {vs_hand:>8} {vs_naive:>8}  "
                   f"{overhead:<16} {first:>9}")
+            if len(r["all_seconds"]) > 1:
+                print(f"{'':>8} {'':<12} seconds of each run: {', '.join(map(str, r['all_seconds']))}")
     rss = {row["objects"]: row["tierflow"]["peak_rss_mb"] for row in results if "tierflow" in row}
     if 10_000 in rss and 100_000 in rss:
         print(f"peak RSS 100k / 10k: {rss[100_000] / rss[10_000]:.2f}x")

@@ -4,6 +4,12 @@ Selects the tier's inputs (tiers below the root read what their upstream wrote i
 runs one `process-chunk` task per chunk, all collections of the tier at once, then closes the
 tier from the ledger. A chunk that still fails after its retries has its inputs marked failed,
 so nothing goes unaccounted.
+
+Under a trigger every tier runs at once: a tier hears from its feed (`tasks/feeds.py`) each page
+discovery registered or each chunk the tier above finished, adds what that made to its manifest
+and submits it as soon as it fills a chunk, so the document tier works while the file tier still
+reads, and the file tier while discovery still lists. When the step above has closed, a last full
+selection catches anything not heard of and sets the tier's counters.
 """
 
 from __future__ import annotations
@@ -12,20 +18,80 @@ import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 
 from flows.clients import shared_prefect_client
 from tasks.batches import finish_tier, plan_chunks, select_inputs
 from tasks.chunks import process_chunk
-from tierflow.batches import fail_inputs, start_tier
+from tasks.feeds import TierFeed, feed_into
+from tierflow.batches import ChunkCutter, fail_inputs, reach_tier, start_tier, tier_chunk_size
 from tierflow.errors import TierflowError, is_transient
+from tierflow.selection import select_new_inputs
 
 
 def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
     message = error.message if isinstance(error, TierflowError) else str(error) or type(error).__name__
     return {"category": "network" if is_transient(error) else "runtime", "message": message,
             "transient": is_transient(error), "tier": tier_num, "scope": "chunk"}
+
+
+class _ChunkRuns:
+    """The tier's `process-chunk` task runs: submitted as chunks fill; the tier below hears of each
+    as it ends."""
+
+    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None) -> None:
+        self.batch_id, self.tier_num, self.downstream = batch_id, tier_num, downstream
+        self.cutter = ChunkCutter(size)
+        self.runs: list[tuple[str, list[str], PrefectFuture[Any]]] = []
+        self.reached = False
+
+    def add(self, collection_id: str, input_ids: list[str]) -> None:
+        """Take these pending inputs; submit every chunk they complete."""
+        for chunk in self.cutter.add(collection_id, input_ids):
+            self._submit(*chunk)
+
+    def _submit(self, collection_id: str, input_ids: list[str]) -> None:
+        if not self.reached:
+            reach_tier(batch_id=self.batch_id, tier_num=self.tier_num)
+            self.reached = True
+        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, input_ids)
+        if self.downstream is not None:
+            feed = self.downstream
+            future.add_done_callback(lambda _: feed.ready(collection_id, input_ids))
+        self.runs.append((collection_id, input_ids, future))
+
+    async def finish(self) -> None:
+        """Submit the partial chunks, wait for every chunk, and mark the inputs of chunks that
+        failed after their retries."""
+        for chunk in self.cutter.rest():
+            self._submit(*chunk)
+        await asyncio.to_thread(wait, [future for _, _, future in self.runs])
+        for collection_id, input_ids, future in self.runs:
+            if future.state.is_failed() or future.state.is_crashed():
+                error = future.state.result(raise_on_failure=False)
+                if not isinstance(error, BaseException):
+                    error = RuntimeError(str(error))
+                fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
+                            error=_chunk_error(error, self.tier_num))
+        self.runs = []
+
+
+async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
+    """Select and submit what the step above makes, as it makes it, until it closes; then, unless
+    it failed, select whatever was not heard of (and set the tier's counters) and, once every
+    chunk submitted so far has ended, run what that left pending."""
+    async for source_id, source_ids in upstream.batches():
+        added = await asyncio.to_thread(select_new_inputs, batch_id=runs.batch_id, tier_num=runs.tier_num,
+                                        upstream_id=source_id, source_ids=source_ids)
+        for collection_id, input_ids in added.items():
+            runs.add(collection_id, input_ids)
+    if upstream.failed:
+        return
+    select_inputs(runs.batch_id, runs.tier_num)
+    await runs.finish()
+    for collection_id, input_ids in plan_chunks(runs.batch_id, runs.tier_num):
+        runs.add(collection_id, input_ids)
 
 
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
@@ -36,22 +102,29 @@ async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None 
 
 
 async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) -> dict[str, Any]:
-    """The tier's body: start it, select and chunk its inputs, run the chunks, close it."""
+    """The tier's body: start it, select and chunk its inputs as they come, run the chunks, close it."""
     logger = get_run_logger()
-    start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
-    if tier_num > 0:
-        select_inputs(batch_id, tier_num)
-    chunks = plan_chunks(batch_id, tier_num)
-    futures = [process_chunk.submit(batch_id, cid, tier_num, ids) for cid, ids in chunks]
-    await asyncio.to_thread(wait, futures)
-    for (collection_id, ids), future in zip(chunks, futures, strict=True):
-        if future.state.is_failed() or future.state.is_crashed():
-            error = future.state.result(raise_on_failure=False)
-            if not isinstance(error, BaseException):
-                error = RuntimeError(str(error))
-            fail_inputs(batch_id=batch_id, collection_id=collection_id, input_ids=ids,
-                        error=_chunk_error(error, tier_num))
-    tier = finish_tier(batch_id, tier_num)
+    upstream, downstream = feed_into(batch_id, tier_num), feed_into(batch_id, tier_num + 1)
+    failed = True
+    try:
+        if upstream is not None:
+            parent_task_id = await upstream.parent()
+        start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
+        if downstream is not None:
+            downstream.started(flow_run.id)
+        runs = _ChunkRuns(batch_id, tier_num, tier_chunk_size(batch_id=batch_id, tier_num=tier_num), downstream)
+        if tier_num > 0:
+            select_inputs(batch_id, tier_num)  # what the upstream wrote before this tier began
+        for collection_id, input_ids in plan_chunks(batch_id, tier_num):
+            runs.add(collection_id, input_ids)
+        if upstream is not None:
+            await _follow(upstream, runs)
+        await runs.finish()
+        tier = finish_tier(batch_id, tier_num)
+        failed = False
+    finally:
+        if downstream is not None:
+            downstream.close(failed=failed)
     logger.info(
         "tier %s %s: %s inputs, %s succeeded, %s failed, %s documents written",
         tier_num, tier["status"], tier["documents_submitted_to_engine"], tier["inputs_succeeded"],

@@ -2,16 +2,18 @@
 
 Plans the batch (checking the request against the collection), discovers new or changed objects
 in the root's buckets, selects the root's inputs, runs every tier of the DAG below the collection
-as a `process-tier` subflow in order, then closes the batch and publishes a summary artifact.
+as a `process-tier` subflow (all at once, each fed by the one above it), then closes the batch
+and publishes a summary artifact.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact
-from prefect.futures import wait
+from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 
 from flows.clients import shared_prefect_client
@@ -19,8 +21,10 @@ from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
+from tasks.feeds import TierFeed, batch_feeds
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
+from tierflow.planning import BatchPlan
 from tierflow.summary import batch_markdown
 
 
@@ -48,6 +52,51 @@ async def trigger_collection(
         return await _run_batch(namespace, collection, request, batch_id)
 
 
+async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
+    """Run every tier's subflow at once, each fed by the one above it and, when `discover`, the
+    root by discovery (see `tasks/feeds.py`).
+
+    A step that fails still closes its feed, so the tiers below it finish with what it made; the
+    first failure is then raised, and the batch fails with it.
+    """
+    with batch_feeds(plan.batch_id, len(plan.tiers), from_discovery=discover) as root_feed:
+        tiers = asyncio.gather(*(
+            process_tier.with_options(
+                task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
+            )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
+            for tier_num in range(len(plan.tiers))
+        ), return_exceptions=True)
+        outcomes: list[Any] = []
+        if root_feed is not None:
+            root_feed.started(flow_run.id)
+            outcomes.append(await _discover(plan, root_feed))
+        outcomes.extend(await tiers)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+async def _discover(plan: BatchPlan, root_feed: TierFeed | None = None) -> BaseException | None:
+    """List and register the root's buckets (each page fed to the root tier when it is fed);
+    the first failure, returned."""
+    discoveries = [discover_bucket.submit(b, plan.batch_id if root_feed else None) for b in plan.source_bucket_ids]
+    failure = await asyncio.to_thread(_first_failure, discoveries)
+    if root_feed is not None:
+        root_feed.close(failed=failure is not None)
+    return failure
+
+
+def _first_failure(futures: list[PrefectFuture[Any]]) -> BaseException | None:
+    """Wait for every future; the exception of the first that failed."""
+    wait(futures)
+    for future in futures:
+        try:
+            future.result()
+        except BaseException as error:  # returned, to be raised once the tiers have closed
+            return error
+    return None
+
+
 async def _run_batch(namespace: str, collection: str, request: TriggerRequest, batch_id: str | None) -> dict[str, Any]:
     """The trigger's body: plan, discover, run the tiers, close the batch."""
     logger = get_run_logger()
@@ -58,19 +107,13 @@ async def _run_batch(namespace: str, collection: str, request: TriggerRequest, b
         plan = adopt_batch(batch_id, task_id)
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
     try:
-        if not plan.resumed:
+        if not plan.resumed and not plan.streams_discovery:
             if plan.source_type == "bucket":
-                discoveries = [discover_bucket.submit(b) for b in plan.source_bucket_ids]
-                wait(discoveries)
-                for discovery in discoveries:
-                    discovery.result()
+                failure = await _discover(plan)
+                if failure is not None:
+                    raise failure
             select_inputs(plan.batch_id, 0)
-        parent = task_id
-        for tier_num in range(len(plan.tiers)):
-            reads_files = tier_num == 0 and plan.source_type == "bucket"
-            run_tier = process_tier.with_options(task_runner=tier_task_runner(reads_files=reads_files))
-            tier = await run_tier(plan.batch_id, tier_num, parent)
-            parent = tier["task_id"]
+        await _run_tiers(plan, discover=plan.streams_discovery)
     except BaseException as error:
         finish_batch(plan.batch_id, failure=str(error) or type(error).__name__)
         raise

@@ -16,7 +16,7 @@ from sqlalchemy import update
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import batch_inputs
+from tierflow.catalog.schema import batch_inputs, batches
 from tierflow.errors import BadRequestError
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
@@ -43,8 +43,18 @@ def start_tier(*, batch_id: str, tier_num: int, task_id: str | None, parent_task
             session, batch_id=batch_id, tier_num=tier_num, status=Status.IN_PROGRESS.value,
             task_id=task_id, parent_task_id=parent_task_id, started_at=now_text(),
         )
-        catalog_batches.update_batch(session, batch_id=batch_id, current_tier=tier_num,
-                                     status=Status.IN_PROGRESS.value)
+        catalog_batches.update_batch(session, batch_id=batch_id, status=Status.IN_PROGRESS.value)
+
+
+def reach_tier(*, batch_id: str, tier_num: int) -> None:
+    """Record that the batch's work reached this tier (its `current_tier`): the deepest tier that
+    has begun processing, since the tiers of a batch overlap."""
+    with open_session(_url()) as session:
+        session.execute(
+            update(batches).where(batches.c.batch_id == batch_id,
+                                  (batches.c.current_tier.is_(None)) | (batches.c.current_tier < tier_num))
+            .values(current_tier=tier_num, updated_at=now_text())
+        )
 
 
 def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any]) -> None:
@@ -214,24 +224,72 @@ def reads_files(batch: dict[str, Any], tier_num: int) -> bool:
     return tier_num == 0 and bool(batch["source_bucket_ids"])
 
 
-def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
-    """(collection id, input ids) for every chunk of a tier's pending inputs.
+def _chunk_size(batch: dict[str, Any], tier_num: int) -> int:
+    settings = get_settings()
+    return settings.chunk_size if reads_files(batch, tier_num) else settings.document_chunk_size
+
+
+def tier_chunk_size(*, batch_id: str, tier_num: int) -> int:
+    """Inputs per chunk of a tier.
 
     Chunks that read files are `chunk_size` inputs; chunks of upstream documents, which cost no
     I/O, are `document_chunk_size` (larger, so Prefect's per-task cost stays small beside them).
     """
+    with open_session(_url()) as session:
+        return _chunk_size(catalog_batches.get_batch(session, batch_id=batch_id), tier_num)
+
+
+def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
+    """(collection id, input ids) for every chunk of a tier's pending inputs (see `tier_chunk_size`)."""
     settings = get_settings()
     with open_session(settings.database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
-    members = batch["dag_tiers"][tier_num]
-    size = settings.chunk_size if reads_files(batch, tier_num) else settings.document_chunk_size
+    size = _chunk_size(batch, tier_num)
     return [
         (collection_id, ids)
-        for collection_id in members
+        for collection_id in batch["dag_tiers"][tier_num]
         for ids in catalog_batches.iter_input_chunks(
             settings.database_url, batch_id=batch_id, collection_id=collection_id, size=size
         )
     ]
+
+
+class ChunkCutter:
+    """Cuts inputs that arrive bit by bit (an upstream tier's chunks as they end) into chunks of
+    `size`. It keeps only the inputs of chunks not yet full, so a tier of a million inputs costs
+    no more memory than a tier of a thousand; that each input comes once is the manifest's work
+    (`select_new_inputs` returns only what it added).
+
+    A collection's first chunk is a tenth of `size` (for sizes of 20 and more): its documents
+    commit after a few reads instead of after the reads of every chunk running beside it, which
+    is what the first document waited for (bench/pipeline.py), at the cost of one more task run.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.first_size = size // 10 if size >= 20 else size
+        self._open: dict[str, list[str]] = {}
+        self._started: set[str] = set()
+
+    def add(self, collection_id: str, input_ids: list[str]) -> list[tuple[str, list[str]]]:
+        """Take these inputs; return the chunks they complete."""
+        buffer = self._open.setdefault(collection_id, [])
+        buffer.extend(input_ids)
+        full = []
+        while True:
+            size = self.size if collection_id in self._started else self.first_size
+            if len(buffer) < size:
+                return full
+            full.append((collection_id, buffer[:size]))
+            del buffer[:size]
+            self._started.add(collection_id)
+
+    def rest(self) -> list[tuple[str, list[str]]]:
+        """The last, partial chunk of each collection (when no more inputs will come)."""
+        rest = [(cid, ids) for cid, ids in self._open.items() if ids]
+        self._open = {}
+        self._started.update(cid for cid, _ in rest)
+        return rest
 
 
 def cancel_batch(batch_id: str) -> list[str]:

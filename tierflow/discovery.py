@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import mimetypes
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -131,8 +132,12 @@ def _object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, A
     }
 
 
-def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
-    """List the bucket's bound prefix and register what is new or changed."""
+def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None] | None = None) -> DiscoveryStats:
+    """List the bucket's bound prefix and register what is new or changed.
+
+    `on_page` hears the object ids of each listing page once the page is registered, so that
+    processing can start on the first page while the listing goes on.
+    """
     stats = DiscoveryStats(bucket_id=bucket["bucket_id"])
     storage = bucket.get("storage")
     if not storage:
@@ -151,31 +156,38 @@ def discover_bucket(bucket: dict[str, Any]) -> DiscoveryStats:
         stats.changed += sum(1 for oid in fresh if oid in known)
         stats.new += sum(1 for oid in fresh if oid not in known)
         stats.unchanged += len(page) - len(fresh)
-        if not fresh:
-            continue
-        keys = [e["Key"] for e in fresh.values()]
-        heads: dict[str, Any] = (
-            run_concurrently(lambda key: head_object(client, s3_bucket, key), keys) if head
-            else dict.fromkeys(keys, {})
-        )
-        rows = []
-        for entry in fresh.values():
-            head = heads[entry["Key"]]
-            if isinstance(head, TierflowError) and getattr(head, "code", None) in ("404", "NoSuchKey", "NotFound"):
-                continue  # deleted between LIST and HEAD: nothing to register
-            if isinstance(head, Exception):
-                raise head
-            rows.append(_object_row(bucket, entry, head))
-        with open_session(settings.database_url) as session:
-            catalog_objects.register_objects(session, rows=rows)
+        if fresh:
+            _register(client, bucket, fresh, head)
+        if on_page is not None:
+            on_page(list(by_id))
     log.info("discovered s3://%s/%s: %s", s3_bucket, prefix, stats)
     return stats
 
 
-def discover_bucket_by_id(bucket_id: str) -> DiscoveryStats:
+def _register(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, Any]], head: bool) -> None:
+    """Register new or changed listing entries (HEAD-ed first when the bucket needs it)."""
+    s3_bucket = bucket["storage"]["s3_bucket"]
+    keys = [e["Key"] for e in fresh.values()]
+    heads: dict[str, Any] = (
+        run_concurrently(lambda key: head_object(client, s3_bucket, key), keys) if head
+        else dict.fromkeys(keys, {})
+    )
+    rows = []
+    for entry in fresh.values():
+        found = heads[entry["Key"]]
+        if isinstance(found, TierflowError) and getattr(found, "code", None) in ("404", "NoSuchKey", "NotFound"):
+            continue  # deleted between LIST and HEAD: nothing to register
+        if isinstance(found, Exception):
+            raise found
+        rows.append(_object_row(bucket, entry, found))
+    with open_session(get_settings().database_url) as session:
+        catalog_objects.register_objects(session, rows=rows)
+
+
+def discover_bucket_by_id(bucket_id: str, on_page: Callable[[list[str]], None] | None = None) -> DiscoveryStats:
     """Discovery for the bucket with this id (what the Prefect task calls)."""
     with open_session(get_settings().database_url) as session:
         found = get_buckets(session, bucket_ids=[bucket_id])
     if not found:
         raise NotFoundError("bucket", bucket_id)
-    return discover_bucket(found[0])
+    return discover_bucket(found[0], on_page)

@@ -33,6 +33,14 @@ class BatchPlan:
     tiers: list[list[str]]
     resumed: bool = False
     """True when the batch ran before (a retry): its inputs are already selected."""
+    names_objects: bool = False
+    """True when the request lists `object_ids`: they are checked to exist before anything runs."""
+
+    @property
+    def streams_discovery(self) -> bool:
+        """Whether the root tier may start on the first listing page while discovery goes on:
+        a first run over buckets whose request names no objects."""
+        return not self.resumed and self.source_type == "bucket" and not self.names_objects
 
 
 def _resolve_sources(
@@ -127,7 +135,7 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
     return BatchPlan(
         batch_id=batch_id, namespace_id=ns["namespace_id"], collection_id=root["collection_id"],
         source_type=source_type, source_bucket_ids=bucket_ids, source_collection_ids=collection_ids,
-        tiers=tiers,
+        tiers=tiers, names_objects=request.object_ids is not None,
     )
 
 
@@ -145,5 +153,8 @@ def adopt_batch(*, batch_id: str, task_id: str | None) -> BatchPlan:
         batch_id=batch_id, namespace_id=batch["namespace_id"], collection_id=batch["collection_id"],
         source_type=root["source"]["type"], source_bucket_ids=batch["source_bucket_ids"],
         source_collection_ids=batch["source_collection_ids"], tiers=batch["dag_tiers"],
-        resumed=batch["status"] != Status.DRAFT.value,
+        # A run that died while discovery still fed the root tier left its inputs partly selected
+        # (`object_count` is set once they all are): that batch is discovered and selected again.
+        resumed=batch["status"] != Status.DRAFT.value and batch["object_count"] is not None,
+        names_objects=batch["request"].get("object_ids") is not None,
     )

@@ -49,7 +49,11 @@ def _check_object_ids(session: Session, base: ColumnElement[bool], wanted: list[
         )
 
 
-def _select_root(session: Session, batch: dict[str, Any], collection: dict[str, Any]) -> dict[str, int]:
+def _root_condition(session: Session, batch: dict[str, Any], collection: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """What the root tier reads: (its sources, those the filters keep, the table they are in).
+
+    The collection's own filter AND the trigger's `source_filters` AND `object_ids`.
+    """
     request = batch["request"]
     wanted = request.get("object_ids")
     where = combine_all(
@@ -61,17 +65,37 @@ def _select_root(session: Session, batch: dict[str, Any], collection: dict[str, 
         base = objects.c.bucket_id.in_(batch["source_bucket_ids"])
         if wanted:
             _check_object_ids(session, base, wanted)
-        condition = base & compile_filter(where, object_field, dialect=session.get_bind().dialect.name)
-        ids, table = select(objects.c.object_id).where(condition), objects
-    else:
-        base = documents.c.collection_id.in_(batch["source_collection_ids"])
-        condition = base & document_filter(session, where)
-        ids, table = select(documents.c.document_id).where(condition), documents
-    fetched = _count(session, base, table)
+        return base, base & compile_filter(where, object_field, dialect=session.get_bind().dialect.name), objects
+    base = documents.c.collection_id.in_(batch["source_collection_ids"])
+    return base, base & document_filter(session, where), documents
+
+
+def _select_root(session: Session, batch: dict[str, Any], collection: dict[str, Any]) -> dict[str, int]:
+    base, condition, table = _root_condition(session, batch, collection)
     added = catalog_batches.add_inputs(
-        session, batch_id=batch["batch_id"], collection_id=collection["collection_id"], tier_num=0, ids=ids
+        session, batch_id=batch["batch_id"], collection_id=collection["collection_id"], tier_num=0,
+        ids=select(table.c[_ID[table.name]]).where(condition),
     )
-    return {"fetched": fetched, "selected": added}
+    return {"fetched": _count(session, base, table), "selected": added}
+
+
+_ID = {"objects": "object_id", "documents": "document_id"}
+
+
+def _new_condition(session: Session, batch: dict[str, Any], collection: dict[str, Any], tier_num: int,
+                   upstream_id: str, source_ids: list[str]) -> tuple[Any, Any] | None:
+    """What a tier reads among what `upstream_id` just gave: for the root, the objects of a
+    listing page discovery registered; below it, the documents an upstream chunk wrote."""
+    if tier_num == 0:
+        _, condition, table = _root_condition(session, batch, collection)
+        return condition & table.c[_ID[table.name]].in_(source_ids), table
+    if upstream_id not in upstream_ids(collection):
+        return None
+    return (
+        (documents.c.collection_id == upstream_id) & documents.c.source_id.in_(source_ids)
+        & (documents.c.batch_id == batch["batch_id"])
+        & document_filter(session, combine_all(collection_filter(collection)))
+    ), documents
 
 
 def _select_downstream(
@@ -86,6 +110,33 @@ def _select_downstream(
         tier_num=tier_num, ids=select(documents.c.document_id).where(condition),
     )
     return {"fetched": _count(session, base, documents), "selected": added}
+
+
+def select_new_inputs(
+    *, batch_id: str, tier_num: int, upstream_id: str, source_ids: list[str]
+) -> dict[str, list[str]]:
+    """Add to a tier's manifest what just became ready, filtered as `select_tier_inputs` filters;
+    per collection of the tier, the ids added. For the root tier: objects of bucket `upstream_id`
+    that discovery registered (`source_ids`); below it: what upstream collection `upstream_id`
+    wrote in this batch from its inputs `source_ids` (one ended chunk). Ids already in the
+    manifest are not added again, so something heard of twice adds nothing.
+    """
+    added: dict[str, list[str]] = {}
+    with open_session(get_settings().database_url) as session:
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        for collection_id in batch["dag_tiers"][tier_num]:
+            collection = resources.get_collection(
+                session, namespace_id=batch["namespace_id"], identifier=collection_id
+            )
+            found = _new_condition(session, batch, collection, tier_num, upstream_id, source_ids)
+            if found is None:
+                continue
+            condition, table = found
+            added[collection_id] = catalog_batches.add_new_inputs(
+                session, batch_id=batch_id, collection_id=collection_id, tier_num=tier_num,
+                ids=select(table.c[_ID[table.name]]).where(condition),
+            )
+    return added
 
 
 def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
@@ -107,8 +158,10 @@ def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, i
             documents_after_source_filter=sum(c["selected"] for c in counts.values()),
         )
         if tier_num == 0:
+            # PENDING until its first tier starts; the root tier, fed by discovery, may have started.
+            started = batch["status"] != Status.DRAFT.value
             catalog_batches.update_batch(
-                session, batch_id=batch_id, status=Status.PENDING.value,
-                object_count=sum(c["selected"] for c in counts.values()),
+                session, batch_id=batch_id, object_count=sum(c["selected"] for c in counts.values()),
+                **({} if started else {"status": Status.PENDING.value}),
             )
         return counts

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import update
 
-from tests.utils.factories import apply_definitions, put_text, text_bucket
-from tierflow import planning
+from tests.utils.factories import apply_definitions, chunk_collection, put_text, text_bucket
+from tierflow import batches, planning
 from tierflow.batches import chunk_plan
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
@@ -17,7 +17,7 @@ from tierflow.catalog.schema import objects
 from tierflow.discovery import discover_bucket_by_id, object_id_for
 from tierflow.models.trigger import TriggerRequest
 from tierflow.processing import process_chunk
-from tierflow.selection import select_tier_inputs
+from tierflow.selection import select_new_inputs, select_tier_inputs
 from tierflow.settings import get_settings
 from tierflow.storage import s3_client
 
@@ -145,3 +145,50 @@ def test_declared_fields_or_the_setting_make_discovery_head_each_new_object(s3, 
     oid = object_id_for(bucket_id, "notes/a.txt")
     with open_session(catalog) as session:
         assert catalog_objects.get_objects(session, object_ids=[oid])[oid]["metadata"] == {"category": "science"}
+
+
+def test_each_registered_page_is_heard_and_selected_for_the_root_tier_once(s3, catalog, tmp_path, monkeypatch):
+    # The root tier starts on the first listing page: each page is registered before it is heard
+    # of, and selecting it adds only what the trigger's filter keeps, once.
+    monkeypatch.setenv("TIERFLOW_DISCOVERY_PAGE_SIZE", "2")
+    get_settings.cache_clear()
+    apply_definitions(tmp_path, {"namespace": "disc", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    for i in range(5):
+        put_text(s3, f"notes/{i}.txt", "x", {"category": "keep" if i % 2 else "drop"})
+    request = TriggerRequest.model_validate(
+        {"source_filters": {"AND": [{"field": "metadata.category", "operator": "eq", "value": "keep"}]}})
+    plan = planning.plan_batch(namespace="disc", collection="chunks", request=request, task_id=None)
+    heard: list[list[str]] = []
+
+    def on_page(object_ids: list[str]) -> None:
+        with open_session(catalog) as session:
+            assert set(catalog_objects.get_objects(session, object_ids=object_ids)) == set(object_ids)
+        heard.append(object_ids)
+
+    discover_bucket_by_id(plan.source_bucket_ids[0], on_page)
+    assert [len(page) for page in heard] == [2, 2, 1]
+
+    bucket_id = plan.source_bucket_ids[0]
+    added = [select_new_inputs(batch_id=plan.batch_id, tier_num=0, upstream_id=bucket_id, source_ids=page)
+             for page in heard]
+    kept = sorted(i for a in added for ids in a.values() for i in ids)
+    assert kept == sorted(object_id_for(bucket_id, f"notes/{i}.txt") for i in (1, 3))
+    assert select_new_inputs(batch_id=plan.batch_id, tier_num=0, upstream_id=bucket_id,
+                             source_ids=heard[0]) == {plan.collection_id: []}
+    # The closing full selection adds nothing more and counts the batch's objects.
+    assert select_tier_inputs(batch_id=plan.batch_id, tier_num=0)[plan.collection_id]["selected"] == 2
+
+
+def test_a_batch_whose_run_died_while_discovery_fed_it_is_discovered_again(s3, catalog, tmp_path):
+    apply_definitions(tmp_path, {"namespace": "disc", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    plan = planning.plan_batch(namespace="disc", collection="chunks", request=TriggerRequest(), task_id=None)
+    assert plan.streams_discovery
+    batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
+    # Its root selection never closed: discovery runs again and feeds the root tier.
+    assert planning.adopt_batch(batch_id=plan.batch_id, task_id=None).streams_discovery
+    select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
+    again = planning.adopt_batch(batch_id=plan.batch_id, task_id=None)
+    assert again.resumed and not again.streams_discovery
+    named = planning.plan_batch(namespace="disc", collection="chunks", task_id=None,
+                                request=TriggerRequest(object_ids=[]))
+    assert not named.streams_discovery  # named objects are checked before anything runs

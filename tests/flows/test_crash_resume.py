@@ -38,9 +38,12 @@ async def _mark_crashed(task_id: str) -> None:
 
 
 def _ledger(url: str) -> tuple[str | None, dict[str, int]]:
+    """The batch id and the root tier's inputs by status (the document tier, which runs beside it,
+    may or may not have selected the first chunk's documents when the process is killed)."""
     with open_session(url) as session:
         batch_id = session.execute(select(batches.c.batch_id)).scalar()
-        rows = session.execute(select(batch_inputs.c.status, func.count()).group_by(batch_inputs.c.status)).all()
+        rows = session.execute(select(batch_inputs.c.status, func.count())
+                               .where(batch_inputs.c.tier_num == 0).group_by(batch_inputs.c.status)).all()
     return batch_id, dict(rows)
 
 

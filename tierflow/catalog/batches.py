@@ -14,6 +14,7 @@ from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.schema import batch_inputs, batch_runs, batches, tier_tasks
 from tierflow.errors import NotFoundError
 from tierflow.models.status import Status
@@ -75,6 +76,26 @@ def add_inputs(
     ).scalar_one())
 
 
+def add_new_inputs(
+    session: Session, *, batch_id: str, collection_id: str, tier_num: int, ids: Select[Any]
+) -> list[str]:
+    """Add to the manifest the ids of `ids` it does not hold yet; return those ids.
+
+    For small, frequent additions (the documents of one upstream chunk): the ids pass through
+    Python once so that the caller can chunk them without reading the manifest back.
+    """
+    held = select(batch_inputs.c.input_id).where(
+        batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
+        batch_inputs.c.input_id == ids.selected_columns[0])
+    new = list(session.execute(ids.where(~held.exists())).scalars())
+    if new:
+        now = now_text()
+        session.execute(insert(batch_inputs), [
+            {"input_id": i, "batch_id": batch_id, "collection_id": collection_id, "tier_num": tier_num,
+             "status": Status.PENDING.value, "documents_written": 0, "updated_at": now} for i in new])
+    return new
+
+
 def iter_input_chunks(
     database_url: str, *, batch_id: str, collection_id: str, size: int, status: str = Status.PENDING.value
 ) -> Iterator[list[str]]:
@@ -98,28 +119,13 @@ def iter_input_chunks(
 
 def record_results(session: Session, *, batch_id: str, collection_id: str, results: Sequence[dict[str, Any]]) -> None:
     """Write each input's outcome (`input_id`, `status`, `documents_written`, `error`)."""
-    if not results:
-        return
-    now = now_text()
-    statement = (
-        update(batch_inputs)
-        .where(
-            batch_inputs.c.batch_id == batch_id,
-            batch_inputs.c.collection_id == collection_id,
-            batch_inputs.c.input_id == bindparam("r_input_id"),
-        )
-        .values(
-            status=bindparam("r_status"),
-            documents_written=bindparam("r_written"),
-            error=bindparam("r_error"),
-            updated_at=now,
-        )
+    update_grouped(
+        session, batch_inputs, batch_inputs.c.input_id,
+        {r["input_id"]: {"status": r["status"], "documents_written": r["documents_written"], "error": r.get("error")}
+         for r in results},
+        where=[batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id],
+        common={"updated_at": now_text()},
     )
-    session.connection().execute(statement, [
-        {"r_input_id": r["input_id"], "r_status": r["status"], "r_written": r["documents_written"],
-         "r_error": r.get("error")}
-        for r in results
-    ])
 
 
 def input_counts(session: Session, *, batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.records import object_field, object_record
 from tierflow.catalog.schema import objects
 from tierflow.catalog.upsert import upsert_rows
@@ -41,23 +42,14 @@ def get_objects(session: Session, *, object_ids: Iterable[str]) -> dict[str, dic
 
 def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
     """Record how each object's latest processing went."""
-    now = now_text()
-    by_status: dict[str, list[str]] = {}
-    for object_id, status in statuses.items():
-        by_status.setdefault(status, []).append(object_id)
-    for status, ids in by_status.items():
-        session.execute(
-            update(objects).where(objects.c.object_id.in_(ids)).values(status=status, updated_at=now)
-        )
+    update_grouped(session, objects, objects.c.object_id, {oid: {"status": st} for oid, st in statuses.items()},
+                   common={"updated_at": now_text()})
 
 
 def record_facts(session: Session, *, facts: dict[str, dict[str, Any]]) -> None:
     """Save what reading the files taught about these objects (content type and metadata)."""
-    if facts:
-        session.execute(
-            update(objects).where(objects.c.object_id == bindparam("oid")),
-            [{"oid": oid, "content_type": f["content_type"], "metadata": f["metadata"]} for oid, f in facts.items()],
-        )
+    update_grouped(session, objects, objects.c.object_id, {
+        oid: {"content_type": f["content_type"], "metadata": f["metadata"]} for oid, f in facts.items()})
 
 
 def list_objects(

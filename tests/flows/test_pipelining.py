@@ -1,0 +1,111 @@
+"""Tiers overlap: the document tier works on what the file tier wrote while the file tier still
+runs, every input exactly once, and a failing upper tier lets the lower ones finish."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+import tasks.chunks
+from flows import tier as tier_flow
+from tests.utils.factories import (
+    apply_definitions,
+    chunk_collection,
+    passthrough_collection,
+    put_text,
+    text_bucket,
+    trigger,
+)
+from tierflow.batches import ChunkCutter, batch_view
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.schema import batches
+from tierflow.settings import get_settings
+
+WAIT_SECONDS = 60
+
+
+@pytest.fixture
+def one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of one input, run one at a time in each tier."""
+    for name in ("TIERFLOW_CHUNK_SIZE", "TIERFLOW_DOCUMENT_CHUNK_SIZE", "TIERFLOW_CHUNK_CONCURRENCY"):
+        monkeypatch.setenv(name, "1")
+    get_settings.cache_clear()
+
+
+def test_document_tier_runs_while_file_tier_still_runs(flows, tmp_path, monkeypatch, one_by_one):
+    for name in ("a", "b", "c"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2 {name}3")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket(unique_key=["key"])],
+                                 "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks")]})
+    # The file tier's last chunk holds until a chunk of the document tier has ended: with tiers
+    # run one after the other it would wait in vain and the test fails.
+    document_tier_worked = threading.Event()
+    file_chunks_started: list[int] = []
+    run_chunk = tasks.chunks.run_chunk
+
+    def gated(**kwargs: Any) -> Any:
+        if kwargs["tier_num"] == 0:
+            file_chunks_started.append(1)
+            if len(file_chunks_started) == 3:
+                assert document_tier_worked.wait(WAIT_SECONDS), "tier 1 did not start before tier 0 ended"
+        result = run_chunk(**kwargs)
+        if kwargs["tier_num"] == 1:
+            document_tier_worked.set()
+        return result
+
+    monkeypatch.setattr(tasks.chunks, "run_chunk", gated)
+    response = trigger("flows", "chunks")
+
+    view = batch_view(response["batch_id"])
+    assert view["status"] == "COMPLETED", view["error_summary"]
+    tier0, tier1 = view["tier_tasks"]
+    assert (tier0["inputs_succeeded"], tier1["inputs_succeeded"]) == (3, 3)
+    assert (tier1["source_documents_fetched"], tier1["documents_after_source_filter"], tier1["documents_written"]) == (3, 3, 3)
+    assert tier1["parent_task_id"] == tier0["task_id"]
+    assert view["audit"]["balanced"]
+
+
+def test_failing_file_tier_still_lets_the_document_tier_close(flows, tmp_path, monkeypatch, one_by_one):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=2), passthrough_collection("copies", "chunks")]})
+    finish = tier_flow.finish_tier
+
+    def broken_finish(batch_id: str, tier_num: int) -> Any:
+        if tier_num == 0:
+            raise RuntimeError("catalog went away")
+        return finish(batch_id, tier_num)
+
+    monkeypatch.setattr(tier_flow, "finish_tier", broken_finish)
+    with pytest.raises(RuntimeError, match="catalog went away"):
+        trigger("flows", "chunks")
+    # The document tier heard that the file tier closed, processed what it wrote and closed; the
+    # batch failed with the file tier's error.
+    with open_session(get_settings().database_url) as session:
+        batch_id = session.execute(select(batches.c.batch_id)).scalar_one()
+    view = batch_view(batch_id)
+    assert view["status"] == "FAILED" and "catalog went away" in view["error_summary"]["message"]
+    tier0, tier1 = view["tier_tasks"]
+    assert tier0["inputs_succeeded"] == 0 and tier0["completed_at"] is None  # its close is what failed
+    assert (tier1["status"], tier1["inputs_succeeded"], tier1["documents_written"]) == ("COMPLETED", 2, 2)
+
+
+def test_chunk_cutter_cuts_full_chunks_per_collection():
+    cutter = ChunkCutter(2)
+    assert cutter.add("left", ["a", "b", "c"]) == [("left", ["a", "b"])]
+    assert cutter.add("left", ["d", "e"]) == [("left", ["c", "d"])]
+    assert cutter.add("right", ["a"]) == []  # another collection's "a" is its own input
+    assert cutter.rest() == [("left", ["e"]), ("right", ["a"])]
+    assert cutter.rest() == []
+
+
+def test_a_collections_first_chunk_is_small_so_its_documents_come_early():
+    cutter = ChunkCutter(200)
+    ids = [f"i{n:03d}" for n in range(450)]
+    chunks = cutter.add("c", ids) + cutter.rest()
+    assert [len(c) for _, c in chunks] == [20, 200, 200, 30]
+    assert [i for _, c in chunks for i in c] == ids
