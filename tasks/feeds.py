@@ -79,7 +79,9 @@ def batch_feeds(batch_id: str, tier_count: int, *, from_discovery: bool) -> Iter
         yield _feeds.get((batch_id, 0))
     finally:
         for key in keys:
-            _feeds.pop(key, None)
+            # Normally every reader is done by now; if the run was cancelled, this wakes a reader
+            # still waiting in a thread, which would otherwise keep the process from exiting.
+            _feeds.pop(key).close(failed=True)
 
 
 def feed_into(batch_id: str, tier_num: int) -> TierFeed | None:

@@ -3,6 +3,7 @@ runs, every input exactly once, and a failing upper tier lets the lower ones fin
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy import select
 
 import tasks.chunks
 from flows import tier as tier_flow
+from tasks.feeds import TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
     apply_definitions,
     chunk_collection,
@@ -109,3 +111,28 @@ def test_a_collections_first_chunk_is_small_so_its_documents_come_early():
     chunks = cutter.add("c", ids) + cutter.rest()
     assert [len(c) for _, c in chunks] == [20, 200, 200, 30]
     assert [i for _, c in chunks for i in c] == ids
+
+
+def test_leaving_the_feeds_wakes_a_tier_still_waiting_on_its_upstream():
+    # A cancelled run leaves the trigger without its tiers closing their feeds: the reader
+    # waiting in a thread must still be woken, or the process could not exit.
+    async def scenario() -> list[tuple[str, list[str]]]:
+        heard: list[tuple[str, list[str]]] = []
+        first = asyncio.Event()
+
+        async def read(feed: TierFeed) -> None:
+            async for item in feed.batches():
+                heard.append(item)
+                first.set()
+
+        with batch_feeds("btch_x", 2, from_discovery=False):
+            feed = feed_into("btch_x", 1)
+            assert feed is not None and feed_into("btch_x", 0) is None
+            reader = asyncio.create_task(read(feed))
+            feed.ready("col_a", ["doc_1"])
+            await asyncio.wait_for(first.wait(), WAIT_SECONDS)  # the reader now waits for more
+        await asyncio.wait_for(reader, WAIT_SECONDS)
+        assert feed_into("btch_x", 1) is None
+        return heard
+
+    assert asyncio.run(scenario()) == [("col_a", ["doc_1"])]
