@@ -15,6 +15,8 @@ selection catches anything not heard of and sets the tier's counters.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import threading
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,6 +24,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 
 from flows.clients import shared_prefect_client
+from flows.collector import tune_collector
 from tasks.batches import finish_tier, plan_chunks, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import TierFeed, feed_into
@@ -43,8 +46,11 @@ class _ChunkRuns:
     def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None) -> None:
         self.batch_id, self.tier_num, self.downstream = batch_id, tier_num, downstream
         self.cutter = ChunkCutter(size)
-        self.runs: list[tuple[str, list[str], PrefectFuture[Any]]] = []
+        self.runs: dict[int, tuple[str, list[str], PrefectFuture[Any]]] = {}
+        """Chunks not known to have succeeded: a tier of a million inputs keeps only these ids."""
         self.reached = False
+        self._lock = threading.Lock()
+        self._keys = itertools.count()
 
     def add(self, collection_id: str, input_ids: list[str]) -> None:
         """Take these pending inputs; submit every chunk they complete."""
@@ -56,25 +62,38 @@ class _ChunkRuns:
             reach_tier(batch_id=self.batch_id, tier_num=self.tier_num)
             self.reached = True
         future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, input_ids)
+        with self._lock:
+            key = next(self._keys)
+            self.runs[key] = (collection_id, input_ids, future)
+        future.add_done_callback(lambda _: self._ended(key, collection_id, input_ids, future))
+
+    def _ended(self, key: int, collection_id: str, input_ids: list[str], future: PrefectFuture[Any]) -> None:
+        """A chunk ended (in a task runner thread): the tier below hears of it, and a chunk that
+        succeeded is forgotten, its outcomes being all in the ledger."""
         if self.downstream is not None:
-            feed = self.downstream
-            future.add_done_callback(lambda _: feed.ready(collection_id, input_ids))
-        self.runs.append((collection_id, input_ids, future))
+            self.downstream.ready(collection_id, input_ids)
+        future.result(raise_on_failure=False)  # it has ended: this only settles its final state
+        if future.state.is_completed():
+            with self._lock:
+                self.runs.pop(key, None)
 
     async def finish(self) -> None:
         """Submit the partial chunks, wait for every chunk, and mark the inputs of chunks that
         failed after their retries."""
         for chunk in self.cutter.rest():
             self._submit(*chunk)
-        await asyncio.to_thread(wait, [future for _, _, future in self.runs])
-        for collection_id, input_ids, future in self.runs:
+        with self._lock:
+            pending = [future for _, _, future in self.runs.values()]
+        await asyncio.to_thread(wait, pending)
+        with self._lock:
+            ended, self.runs = list(self.runs.values()), {}
+        for collection_id, input_ids, future in ended:
             if future.state.is_failed() or future.state.is_crashed():
                 error = future.state.result(raise_on_failure=False)
                 if not isinstance(error, BaseException):
                     error = RuntimeError(str(error))
                 fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
                             error=_chunk_error(error, self.tier_num))
-        self.runs = []
 
 
 async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
@@ -97,6 +116,7 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
 async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None) -> dict[str, Any]:
     """Process one tier of a batch: every collection of the tier, chunk by chunk."""
+    tune_collector()
     with shared_prefect_client():
         return await _run_tier(batch_id, tier_num, parent_task_id)
 

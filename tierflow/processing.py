@@ -208,10 +208,13 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
     version = source_version(kind, record)
     now = ctx.now
     rows = []
-    for output in outputs:
-        if output.get("document_blobs"):
-            output = {**output, "document_blobs": _store_blobs(ctx, kind, record, output["document_blobs"])}
-        fields = {**carried, **ctx.extractor.Output.model_validate(output).model_dump(mode="json")}
+    outputs = [
+        {**output, "document_blobs": _store_blobs(ctx, kind, record, output["document_blobs"])}
+        if output.get("document_blobs") else output
+        for output in outputs
+    ]
+    for checked in ctx.extractor.checked_outputs(outputs):
+        fields = {**carried, **checked}
         positions = [fields.get(p) for p in ctx.extractor.position_fields]
         document_id = (
             stable_id("doc", identity, cid, ctx.extractor.name, ctx.extractor.version, positions)

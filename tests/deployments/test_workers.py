@@ -3,7 +3,7 @@
 Everything is started as a user would: `prefect server start`, `prefect work-pool create`,
 `prefect deploy` from `prefect.yaml`, two `prefect worker start`, and `tierflow serve --no-runner`
 (the API alone, so the runs can only go to the workers). Two batches triggered over HTTP must be
-picked up by the two workers at once and finish with the right documents.
+picked up one by each of the two workers and finish with the right documents.
 """
 
 from __future__ import annotations
@@ -163,7 +163,7 @@ def finished(prefect_server, workers, api) -> dict[str, tuple[dict[str, str], di
             for namespace, (headers, body) in started.items()}
 
 
-def test_two_workers_run_two_batches_at_once(prefect_server, workers, api, finished):
+def test_two_workers_take_one_batch_each(prefect_server, workers, api, finished):
     runs = {}
     for namespace, (headers, body, task) in finished.items():
         count = BATCHES[namespace]
@@ -177,8 +177,9 @@ def test_two_workers_run_two_batches_at_once(prefect_server, workers, api, finis
 
     north, south = runs["north"], runs["south"]
     assert north.work_pool_name == south.work_pool_name == "tierflow-pool"
-    # one worker each (--limit 1), so the two runs overlapped in time
-    assert north.start_time < south.end_time and south.start_time < north.end_time
+    # Not asserted: that the two runs overlapped in time. A batch this small takes about as long as
+    # a worker's poll interval, so whether the second worker picked its run up before the first
+    # run ended is down to when each worker polled; what is certain is that each took one.
     assert north.infrastructure_pid != south.infrastructure_pid
     logs = {name: log.read_text() for name, log in workers.items()}
     # Both workers may see a run and start to submit it; the server lets one take it and tells the

@@ -4,13 +4,16 @@ runs, every input exactly once, and a failing upper tier lets the lower ones fin
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from typing import Any
 
 import pytest
+from prefect.states import Completed, Failed, State
 from sqlalchemy import select
 
 import tasks.chunks
+from flows import collector
 from flows import tier as tier_flow
 from tasks.feeds import TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
@@ -136,3 +139,42 @@ def test_leaving_the_feeds_wakes_a_tier_still_waiting_on_its_upstream():
         return heard
 
     assert asyncio.run(scenario()) == [("col_a", ["doc_1"])]
+
+
+class _EndedChunk:
+    """What `_ChunkRuns` reads of a chunk's task run once it has ended."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        return self.state.result(raise_on_failure=raise_on_failure)
+
+
+def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that_failed():
+    # A tier of a million inputs must not hold every id it ever submitted until it closes; the
+    # ids of a failed chunk are kept, to be marked failed in the ledger.
+    feed = TierFeed()
+    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed)
+    ok, bad = _EndedChunk(Completed(data={})), _EndedChunk(Failed(data=RuntimeError("lost")))
+    runs.runs = {0: ("col_a", ["obj_1", "obj_2"], ok), 1: ("col_a", ["obj_3"], bad)}  # type: ignore[dict-item]
+    runs._ended(0, "col_a", ["obj_1", "obj_2"], ok)  # type: ignore[arg-type]
+    runs._ended(1, "col_a", ["obj_3"], bad)  # type: ignore[arg-type]
+    assert list(runs.runs) == [1]
+    # The tier below hears of both: what the failed chunk wrote before failing may be there.
+    assert [feed._ready.get_nowait(), feed._ready.get_nowait()] == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
+
+
+def test_the_collector_is_set_once_per_process(monkeypatch):
+    before = gc.get_threshold()
+    monkeypatch.setattr(collector, "_tuned", False)
+    try:
+        gc.set_threshold(700, 10, 10)
+        collector.tune_collector()
+        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+        assert gc.get_freeze_count() > 0
+        gc.set_threshold(500, 10, 10)
+        collector.tune_collector()  # a later batch of the same process changes nothing
+        assert gc.get_threshold() == (500, 10, 10)
+    finally:
+        gc.set_threshold(*before)

@@ -54,21 +54,26 @@ def get_tiers(session: Session, *, batch_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+_MANIFEST_COLUMNS = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
+
+
+def _pending_rows(ids: Select[Any], batch_id: str, collection_id: str, tier_num: int) -> Select[Any]:
+    """Each id of `ids` as a manifest row (`_MANIFEST_COLUMNS`): a PENDING input of the collection."""
+    return ids.add_columns(
+        bindparam("b", batch_id), bindparam("c", collection_id), bindparam("t", tier_num),
+        bindparam("s", Status.PENDING.value), bindparam("w", 0), bindparam("u", now_text()),
+    )
+
+
 def add_inputs(
     session: Session, *, batch_id: str, collection_id: str, tier_num: int, ids: Select[Any]
 ) -> int:
     """Add to the manifest every id the `ids` query yields; return how many were added."""
-    now = now_text()
-    source = ids.add_columns(
-        bindparam("b", batch_id), bindparam("c", collection_id), bindparam("t", tier_num),
-        bindparam("s", Status.PENDING.value), bindparam("w", 0), bindparam("u", now),
-    )
-    columns = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
     # Inputs already in the manifest stay as they are: a resumed or retried tier adds only new ones.
     listed = select(batch_inputs.c.input_id).where(
         batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id)
-    source = source.where(ids.selected_columns[0].not_in(listed))
-    session.execute(insert(batch_inputs).from_select(columns, source))
+    source = _pending_rows(ids.where(ids.selected_columns[0].not_in(listed)), batch_id, collection_id, tier_num)
+    session.execute(insert(batch_inputs).from_select(_MANIFEST_COLUMNS, source))
     # Counted, not taken from rowcount: drivers report -1 for INSERT … SELECT.
     return int(session.execute(
         select(func.count()).select_from(batch_inputs).where(
@@ -81,19 +86,17 @@ def add_new_inputs(
 ) -> list[str]:
     """Add to the manifest the ids of `ids` it does not hold yet; return those ids.
 
-    For small, frequent additions (the documents of one upstream chunk): the ids pass through
-    Python once so that the caller can chunk them without reading the manifest back.
+    For small, frequent additions (the documents of one upstream chunk). One INSERT … SELECT …
+    RETURNING: the ids come back for the caller to chunk, and never go back to the database as
+    parameters (an INSERT of them, one SQLAlchemy parameter set per id, was most of this call's
+    time in a profile of bench/pipeline.py).
     """
     held = select(batch_inputs.c.input_id).where(
         batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
         batch_inputs.c.input_id == ids.selected_columns[0])
-    new = list(session.execute(ids.where(~held.exists())).scalars())
-    if new:
-        now = now_text()
-        session.execute(insert(batch_inputs), [
-            {"input_id": i, "batch_id": batch_id, "collection_id": collection_id, "tier_num": tier_num,
-             "status": Status.PENDING.value, "documents_written": 0, "updated_at": now} for i in new])
-    return new
+    source = _pending_rows(ids.where(~held.exists()), batch_id, collection_id, tier_num)
+    statement = insert(batch_inputs).from_select(_MANIFEST_COLUMNS, source).returning(batch_inputs.c.input_id)
+    return list(session.execute(statement).scalars())
 
 
 def iter_input_chunks(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from tierflow.errors import TerminalError
 
@@ -61,6 +62,14 @@ class Extractor(ABC):
         """The documents made from `item` (fields only; ids and lineage are added later)."""
 
     @classmethod
+    def checked_outputs(cls, outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`outputs` validated against `Output` and dumped as JSON-ready dicts, all at once: a
+        pydantic call per output cost more than the checking itself for outputs as small as a
+        text chunk. Raises pydantic's `ValidationError` (which names the output's index)."""
+        adapter = _list_adapter(cls.Output)
+        return list(adapter.dump_python(adapter.validate_python(outputs), mode="json"))
+
+    @classmethod
     def output_schema(cls) -> dict[str, Any]:
         """JSON schema properties of what this extractor writes."""
         return dict(cls.Output.model_json_schema().get("properties", {}))
@@ -69,3 +78,9 @@ class Extractor(ABC):
     def needs_content(cls, input_mappings: dict[str, str]) -> bool:
         """True when some input reads the object's file bytes (so a chunk must GET them)."""
         return any(input_mappings.get(name, source) == CONTENT for name, source in cls.inputs.items())
+
+
+@cache
+def _list_adapter(model: type[BaseModel]) -> TypeAdapter[list[Any]]:
+    """A validator of a list of `model`, built once per output model."""
+    return TypeAdapter(list[model])  # type: ignore[valid-type]
