@@ -40,8 +40,8 @@ def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
 
 
 class _ChunkRuns:
-    """The tier's `process-chunk` task runs: submitted as chunks fill; the tier below hears of each
-    as it ends."""
+    """The tier's `process-chunk` task runs: submitted as chunks fill, or as they are when the tier
+    has nothing running (`flush_if_idle`); the tier below hears of each as it ends."""
 
     def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None) -> None:
         self.batch_id, self.tier_num, self.downstream = batch_id, tier_num, downstream
@@ -51,11 +51,22 @@ class _ChunkRuns:
         self.reached = False
         self._lock = threading.Lock()
         self._keys = itertools.count()
+        self._running = 0
 
     def add(self, collection_id: str, input_ids: list[str]) -> None:
         """Take these pending inputs; submit every chunk they complete."""
         for chunk in self.cutter.add(collection_id, input_ids):
             self._submit(*chunk)
+
+    def flush_if_idle(self) -> None:
+        """Submit the partial chunks now if none of this tier's chunks is running: a document tier
+        whose first inputs came from one small upstream chunk starts on them at once instead of
+        idling until a chunk's worth has come (bench/pipeline.py: tier overhead)."""
+        with self._lock:
+            idle = self._running == 0
+        if idle:
+            for chunk in self.cutter.rest():
+                self._submit(*chunk)
 
     def _submit(self, collection_id: str, input_ids: list[str]) -> None:
         if not self.reached:
@@ -65,11 +76,14 @@ class _ChunkRuns:
         with self._lock:
             key = next(self._keys)
             self.runs[key] = (collection_id, input_ids, future)
-        future.add_done_callback(lambda _: self._ended(key, collection_id, input_ids, future))
+            self._running += 1
+        future.add_done_callback(lambda ended: self._ended(key, collection_id, input_ids, ended))
 
     def _ended(self, key: int, collection_id: str, input_ids: list[str], future: PrefectFuture[Any]) -> None:
         """A chunk ended (in a task runner thread): the tier below hears of it, and a chunk that
         succeeded is forgotten, its outcomes being all in the ledger."""
+        with self._lock:
+            self._running -= 1
         if self.downstream is not None:
             self.downstream.ready(collection_id, input_ids)
         future.result(raise_on_failure=False)  # it has ended: this only settles its final state
@@ -105,6 +119,7 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
                                         upstream_id=source_id, source_ids=source_ids)
         for collection_id, input_ids in added.items():
             runs.add(collection_id, input_ids)
+        runs.flush_if_idle()
     if upstream.failed:
         return
     select_inputs(runs.batch_id, runs.tier_num)

@@ -141,26 +141,53 @@ def test_leaving_the_feeds_wakes_a_tier_still_waiting_on_its_upstream():
     assert asyncio.run(scenario()) == [("col_a", ["doc_1"])]
 
 
-class _EndedChunk:
-    """What `_ChunkRuns` reads of a chunk's task run once it has ended."""
+class _ChunkRun:
+    """What `_ChunkRuns` uses of a submitted chunk task: it ends (in that state) when told to."""
 
-    def __init__(self, state: State) -> None:
-        self.state = state
+    def __init__(self, state: State | None = None) -> None:
+        self.callbacks: list[Any] = []
+        self.state: State = state or Completed(data={})
+
+    def add_done_callback(self, callback: Any) -> None:
+        self.callbacks.append(callback)
+
+    def end(self) -> None:
+        for callback in self.callbacks:
+            callback(self)
 
     def result(self, raise_on_failure: bool = True) -> Any:
         return self.state.result(raise_on_failure=raise_on_failure)
 
 
-def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that_failed():
+@pytest.fixture
+def chunk_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], _ChunkRun]]:
+    """The chunks a `_ChunkRuns` submits, as (input ids, run), without Prefect or a catalog."""
+    submitted: list[tuple[list[str], _ChunkRun]] = []
+
+    class _Task:
+        @staticmethod
+        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> _ChunkRun:
+            submitted.append((input_ids, _ChunkRun()))
+            return submitted[-1][1]
+
+    monkeypatch.setattr(tier_flow, "process_chunk", _Task)
+    monkeypatch.setattr(tier_flow, "reach_tier", lambda **_: None)
+    return submitted
+
+
+def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that_failed(chunk_tasks):
     # A tier of a million inputs must not hold every id it ever submitted until it closes; the
     # ids of a failed chunk are kept, to be marked failed in the ledger.
     feed = TierFeed()
     runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed)
-    ok, bad = _EndedChunk(Completed(data={})), _EndedChunk(Failed(data=RuntimeError("lost")))
-    runs.runs = {0: ("col_a", ["obj_1", "obj_2"], ok), 1: ("col_a", ["obj_3"], bad)}  # type: ignore[dict-item]
-    runs._ended(0, "col_a", ["obj_1", "obj_2"], ok)  # type: ignore[arg-type]
-    runs._ended(1, "col_a", ["obj_3"], bad)  # type: ignore[arg-type]
-    assert list(runs.runs) == [1]
+    runs.add("col_a", ["obj_1", "obj_2", "obj_3"])  # the first two are a chunk
+    [(_, ok)] = chunk_tasks
+    ok.end()
+    runs.flush_if_idle()  # the third goes alone, nothing running
+    (_, bad) = chunk_tasks[1]
+    bad.state = Failed(data=RuntimeError("lost"))
+    bad.end()
+    assert [ids for _, ids, _ in runs.runs.values()] == [["obj_3"]]
     # The tier below hears of both: what the failed chunk wrote before failing may be there.
     assert [feed._ready.get_nowait(), feed._ready.get_nowait()] == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
 
@@ -178,3 +205,17 @@ def test_the_collector_is_set_once_per_process(monkeypatch):
         assert gc.get_threshold() == (500, 10, 10)
     finally:
         gc.set_threshold(*before)
+
+
+def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_one(chunk_tasks):
+    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None)  # first chunk 10, then 100
+    runs.add("col_a", ["d1", "d2", "d3"])
+    assert chunk_tasks == []
+    runs.flush_if_idle()  # nothing runs: the three go now, not when ten have come
+    assert [ids for ids, _ in chunk_tasks] == [["d1", "d2", "d3"]]
+    runs.add("col_a", ["d4", "d5"])
+    runs.flush_if_idle()  # a chunk runs: these wait to fill a chunk
+    assert len(chunk_tasks) == 1
+    chunk_tasks[0][1].end()
+    runs.flush_if_idle()
+    assert [ids for ids, _ in chunk_tasks] == [["d1", "d2", "d3"], ["d4", "d5"]]
