@@ -3,16 +3,19 @@
 Clients are cached per endpoint and region and shared by threads (boto3 clients are thread-safe).
 Every concurrent request of a process goes through one shared pool of `io_concurrency` threads,
 so chunks running side by side share that limit instead of multiplying it: more requests than
-the client's connection pool only open and throw away connections.
+the client's connection pool only open and throw away connections. The pool serves the calls in
+the order they came (`_CallOrderPool`), so a chunk that started first also finishes first.
 botocore's `standard` retry mode already repeats throttling and 5xx answers with backoff; what
 still fails is classified here as transient or terminal, so callers never parse messages.
 """
 
 from __future__ import annotations
 
+import itertools
+import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -116,16 +119,52 @@ def iter_pages(client: BaseClient, *, bucket: str, prefix: str, page_size: int) 
         raise _wrap(error, bucket, None) from error
 
 
-_pools: dict[int, ThreadPoolExecutor] = {}
+class _CallOrderPool:
+    """Threads that serve requests in the order of the calls that made them: every request of an
+    earlier `run_concurrently` call goes before any request of a later one.
+
+    A plain thread pool serves requests as they were queued, so the 20 reads of a tier's small
+    first chunk were interleaved with the 600 of the three chunks that started beside it, and
+    the first document waited for most of them (bench/pipeline.py: about 2 s at 10,000 objects).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.PriorityQueue[tuple[int, int, Callable[[Any], Any], Any, Future[Any]]] = (
+            queue.PriorityQueue())
+        self._calls = itertools.count()
+        for n in range(size):
+            threading.Thread(target=self._serve, name=f"tierflow-io-{n}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            _, _, func, item, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(func(item))
+            except BaseException as error:  # handed to the caller, as an executor would
+                future.set_exception(error)
+
+    def map(self, func: Callable[[Any], T], items: list[Any]) -> list[T]:
+        """`func(item)` for each item, by these threads; the results in the order of `items`."""
+        call = next(self._calls)
+        futures: list[Future[T]] = []
+        for index, item in enumerate(items):
+            futures.append(Future())
+            self._queue.put((call, index, func, item, futures[-1]))
+        return [future.result() for future in futures]
+
+
+_pools: dict[int, _CallOrderPool] = {}
 _pools_lock = threading.Lock()
 
 
-def _io_pool() -> ThreadPoolExecutor:
+def _io_pool() -> _CallOrderPool:
     """The process's shared I/O threads (one pool per configured size, made on first use)."""
     size = get_settings().io_concurrency
     with _pools_lock:
         if size not in _pools:
-            _pools[size] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="tierflow-io")
+            _pools[size] = _CallOrderPool(size)
         return _pools[size]
 
 
