@@ -34,5 +34,5 @@ def tune_collector() -> None:
         _tuned = True
         gc.collect()  # what is garbage now is freed, not frozen
         gc.freeze()
-        _, middle, oldest = gc.get_threshold()
-        gc.set_threshold(max(gc.get_threshold()[0], YOUNG_THRESHOLD), middle, oldest)
+        young, middle, oldest = gc.get_threshold()
+        gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, oldest)

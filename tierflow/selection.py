@@ -91,11 +91,16 @@ def _new_condition(session: Session, batch: dict[str, Any], collection: dict[str
         return condition & table.c[_ID[table.name]].in_(source_ids), table
     if upstream_id not in upstream_ids(collection):
         return None
-    return (
-        (documents.c.collection_id == upstream_id) & documents.c.source_id.in_(source_ids)
-        & (documents.c.batch_id == batch["batch_id"])
-        & document_filter(session, combine_all(collection_filter(collection)))
-    ), documents
+    _, condition = _downstream_condition(session, batch, collection, [upstream_id])
+    return condition & documents.c.source_id.in_(source_ids), documents
+
+
+def _downstream_condition(session: Session, batch: dict[str, Any], collection: dict[str, Any],
+                          sources: list[str]) -> tuple[Any, Any]:
+    """What a lower tier's collection reads: (the documents `sources` wrote in this batch, those
+    its filter keeps)."""
+    base = documents.c.collection_id.in_(sources) & (documents.c.batch_id == batch["batch_id"])
+    return base, base & document_filter(session, combine_all(collection_filter(collection)))
 
 
 def _select_downstream(
@@ -103,8 +108,7 @@ def _select_downstream(
 ) -> dict[str, int]:
     in_batch = set(batch["collection_ids"])
     sources = [c for c in upstream_ids(collection) if c in in_batch]
-    base = documents.c.collection_id.in_(sources) & (documents.c.batch_id == batch["batch_id"])
-    condition = base & document_filter(session, combine_all(collection_filter(collection)))
+    base, condition = _downstream_condition(session, batch, collection, sources)
     added = catalog_batches.add_inputs(
         session, batch_id=batch["batch_id"], collection_id=collection["collection_id"],
         tier_num=tier_num, ids=select(documents.c.document_id).where(condition),
