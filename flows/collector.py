@@ -32,7 +32,10 @@ def tune_collector() -> None:
         if _tuned:
             return
         _tuned = True
-        gc.collect()  # what is garbage now is freed, not frozen
+        # What is garbage now is freed, not frozen. The young and middle generations are enough:
+        # a full collection walked the ~350,000 objects of a flow process for 180 ms, just before
+        # the first batch's first document, and found nothing the two younger ones had not.
+        gc.collect(1)
         gc.freeze()
         young, middle, oldest = gc.get_threshold()
         gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, oldest)
