@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from prefect.states import Completed, Failed, State
+from prefect.utilities.annotations import quote
 from sqlalchemy import select
 
 import tasks.chunks
@@ -166,8 +167,8 @@ def chunk_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], _Chunk
 
     class _Task:
         @staticmethod
-        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> _ChunkRun:
-            submitted.append((input_ids, _ChunkRun()))
+        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]]) -> _ChunkRun:
+            submitted.append((input_ids.unquote(), _ChunkRun()))
             return submitted[-1][1]
 
     monkeypatch.setattr(tier_flow, "process_chunk", _Task)
