@@ -27,7 +27,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.clients import shared_prefect_client
-from flows.collector import tune_collector
+from flows.memory import tune_memory
 from tasks.batches import finish_tier, plan_chunks, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import TierFeed, feed_into
@@ -141,7 +141,7 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
 async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None) -> dict[str, Any]:
     """Process one tier of a batch: every collection of the tier, chunk by chunk."""
-    tune_collector()
+    tune_memory()
     with shared_prefect_client():
         return await _run_tier(batch_id, tier_num, parent_task_id)
 

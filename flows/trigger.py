@@ -17,7 +17,7 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 
 from flows.clients import shared_prefect_client
-from flows.collector import tune_collector
+from flows.memory import tune_memory
 from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
@@ -49,7 +49,7 @@ async def trigger_collection(
         batch_id: Leave empty. Set by the REST API, which plans the batch before it starts the run
             so that it can answer with the batch id at once.
     """
-    tune_collector()
+    tune_memory()
     with shared_prefect_client():
         return await _run_batch(namespace, collection, request, batch_id)
 

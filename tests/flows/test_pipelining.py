@@ -14,7 +14,7 @@ from prefect.utilities.annotations import quote
 from sqlalchemy import select
 
 import tasks.chunks
-from flows import collector
+from flows import memory
 from flows import tier as tier_flow
 from tasks.feeds import TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
@@ -195,14 +195,14 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
 
 def test_the_collector_is_set_once_per_process(monkeypatch):
     before = gc.get_threshold()
-    monkeypatch.setattr(collector, "_tuned", False)
+    monkeypatch.setattr(memory, "_tuned", False)
     try:
         gc.set_threshold(700, 10, 10)
-        collector.tune_collector()
-        assert gc.get_threshold() == (collector.YOUNG_THRESHOLD, 10, 10)
+        memory.tune_memory()
+        assert gc.get_threshold() == (memory.YOUNG_THRESHOLD, 10, 10)
         assert gc.get_freeze_count() > 0
         gc.set_threshold(500, 10, 10)
-        collector.tune_collector()  # a later batch of the same process changes nothing
+        memory.tune_memory()  # a later batch of the same process changes nothing
         assert gc.get_threshold() == (500, 10, 10)
     finally:
         gc.set_threshold(*before)
