@@ -55,8 +55,8 @@ def test_first_503s_are_retried_within_a_second(waits: list[float]) -> None:
     with client:
         assert client.hello().status_code == 200
     assert len(seen) == 3
-    assert [round(w, 1) for w in waits] == pytest.approx(QUICK_RETRIES[:2], abs=0.1)
-    assert all(w <= 1.2 for w in waits)
+    # Prefect adds up to 20% (its default jitter) to a wait the server asked for, never less.
+    assert [quick <= wait <= quick * 1.2 + 1e-9 for quick, wait in zip(QUICK_RETRIES[:2], waits, strict=True)] == [True, True]
 
 
 def test_without_the_hook_prefect_waits_seconds(waits: list[float]) -> None:
@@ -74,7 +74,7 @@ def test_an_api_that_stays_busy_gets_prefects_backoff_after_the_quick_tries(wait
         client.hello()
     quick = len(QUICK_RETRIES)
     assert len(seen) == len(waits)  # Prefect also waits once after its last try
-    assert max(waits[:quick]) <= 1.2
+    assert max(waits[:quick]) <= QUICK_RETRIES[-1] * 1.2 + 1e-9
     assert min(waits[quick:]) >= 2 ** (quick + 1) * 0.5  # Prefect's 2**try, give or take its jitter
 
 
