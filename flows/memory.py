@@ -19,9 +19,11 @@ reads, chunk tasks, SQLite connections) and the freed memory they held grew with
 30,000-object trigger (bench/pipeline.py, sampled with `mallinfo2`) the process used about 110 MB
 of heap and held 140 to 185 MB more freed, so its peak grew with the number of objects. Capped at
 `MALLOC_ARENAS`, the freed part stayed at 55 to 90 MB, the peak went from 509 to 391 MB, and the
-run took as long (137 s against 133 s). Returning freed pages with `malloc_trim` after each chunk
-did as well for memory but cost 28% more processor time (pages faulted back in). A
-`MALLOC_ARENA_MAX` in the environment is left to rule; other C libraries are left alone.
+run took as long (137 s against 133 s). At 100,000 objects the freed part still grew, to 110 to
+170 MB: the cap lowers the peak, it does not bound it (README, Benchmarks). Returning freed pages
+with `malloc_trim` after each chunk did as well for memory but, in the one run measured, cost 28%
+more processor time (162 s against 126 s; pages faulted back in). A `MALLOC_ARENA_MAX` in the
+environment is left to rule; other C libraries are left alone.
 """
 
 from __future__ import annotations
