@@ -19,7 +19,8 @@ on two cores shared with moto, what tierflow spends beyond the hand-written scri
 what it costs in throughput. For tierflow it also reports each tier's
 orchestration overhead (from the moment the tier could start to its first chunk, plus from its
 last chunk to its close) and the time from the trigger to the first committed document. Prefect's API is
-the temporary local one unless PREFECT_API_URL points at a server.
+the temporary local one unless PREFECT_API_URL points at a server. Under each row: the C heap in
+use, freed but kept, and SQLite's memory, lowest and highest over the run (bench/heap.py).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.heap import HeapSampler  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 
 S3_BUCKET = os.environ.get("TIERFLOW_BENCH_S3_BUCKET", "tierflow-bench")
@@ -285,7 +287,9 @@ def child(contender: str, endpoint: str) -> None:
         os.environ["TIERFLOW_S3_ENDPOINT_URL"] = endpoint
         runner = {"tierflow": lambda: run_tierflow(tmp), "handwritten": lambda: run_handwritten(tmp, endpoint),
                   "naive": lambda: run_naive(tmp, endpoint)}[contender]
+        heap = HeapSampler().start()
         result = runner()
+        result["heap"] = heap.summary()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -399,6 +403,9 @@ def report(results: list[dict[str, Any]]) -> None:
                   f"{overhead:<16} {first:>9}")
             if len(r["all_seconds"]) > 1:
                 print(f"{'':>8} {'':<12} seconds of each run: {', '.join(map(str, r['all_seconds']))}")
+            if r.get("heap"):
+                print(f"{'':>8} {'':<12} MB, min-max: " + ", ".join(
+                    f"{name[:-3].replace('_', ' ')} {low}-{high}" for name, (low, high) in r["heap"].items()))
     rss = {row["objects"]: row["tierflow"]["peak_rss_mb"] for row in results if "tierflow" in row}
     if 10_000 in rss and 100_000 in rss:
         print(f"peak RSS 100k / 10k: {rss[100_000] / rss[10_000]:.2f}x")
