@@ -13,6 +13,8 @@ import ctypes.util
 import threading
 from typing import Any
 
+from flows.memory import glibc_function
+
 _MB = 1 << 20
 
 
@@ -33,12 +35,12 @@ class HeapSampler:
 
     @staticmethod
     def _load() -> tuple[Any, Any] | None:
+        mallinfo2 = glibc_function("mallinfo2")
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            mallinfo2 = libc.mallinfo2
-            sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
-            memory_used = sqlite.sqlite3_memory_used
+            memory_used = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0").sqlite3_memory_used
         except (OSError, AttributeError):
+            return None
+        if mallinfo2 is None:
             return None
         mallinfo2.restype, memory_used.restype = _MallInfo2, ctypes.c_int64
         return mallinfo2, memory_used

@@ -15,7 +15,7 @@ collected, only in larger rounds.
 
 The arenas. glibc's allocator gives threads arenas of their own, up to eight per core, and keeps
 what a thread frees in its arena for that arena's reuse. A trigger runs a few dozen threads (S3
-reads, chunk tasks, SQLite connections) and the freed memory they held grew with the batch: in a
+reads, chunk tasks, Prefect's own) and the freed memory they held grew with the batch: in a
 30,000-object trigger (bench/pipeline.py, sampled with `mallinfo2`) the process used about 110 MB
 of heap and held 140 to 185 MB more freed, so its peak grew with the number of objects. Capped at
 `MALLOC_ARENAS`, the freed part stayed at 55 to 90 MB, the peak went from 509 to 391 MB, and the
@@ -33,6 +33,7 @@ import ctypes.util
 import gc
 import os
 import threading
+from typing import Any
 
 YOUNG_THRESHOLD = 20_000
 """Allocations (net of frees) between two collections of the youngest generation."""
@@ -65,15 +66,19 @@ def tune_memory() -> None:
         limit_malloc_arenas()
 
 
+def glibc_function(name: str) -> Any | None:
+    """A function of the process's C library by name, or None where that library has none (not
+    glibc, or an older one)."""
+    library = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(library), name) if library else None
+    except (OSError, AttributeError):
+        return None
+
+
 def limit_malloc_arenas() -> bool:
     """Cap glibc's arenas at `MALLOC_ARENAS` for the threads still to come; whether it did."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return False
-    name = ctypes.util.find_library("c")
-    try:
-        mallopt = ctypes.CDLL(name).mallopt if name else None
-    except (OSError, AttributeError):  # not glibc
-        mallopt = None
+    mallopt = None if "MALLOC_ARENA_MAX" in os.environ else glibc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
