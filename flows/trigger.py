@@ -22,7 +22,7 @@ from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
-from tasks.feeds import TierFeed, batch_feeds
+from tasks.feeds import TierFeed, batch_feeds, feed_into
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
@@ -62,12 +62,8 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
     first failure is then raised, and the batch fails with it.
     """
     with batch_feeds(plan.batch_id, len(plan.tiers), from_discovery=discover) as root_feed:
-        tiers = asyncio.gather(*(
-            process_tier.with_options(
-                task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
-            )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
-            for tier_num in range(len(plan.tiers))
-        ), return_exceptions=True)
+        tiers = asyncio.gather(*(_run_tier(plan, tier_num) for tier_num in range(len(plan.tiers))),
+                               return_exceptions=True)
         outcomes: list[Any] = []
         if root_feed is not None:
             root_feed.started(flow_run.id)
@@ -76,6 +72,21 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome
+
+
+async def _run_tier(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
+    """Run one tier's subflow. A tier that fails before its body runs (say its run could not be
+    created) closes the feed into the tier below here, failed, or that tier would wait for its
+    start for ever and the trigger with it."""
+    downstream = feed_into(plan.batch_id, tier_num + 1)
+    try:
+        return await process_tier.with_options(
+            task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
+        )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
+    except BaseException:
+        if downstream is not None:
+            downstream.close(failed=True)
+        raise
 
 
 async def _discover(plan: BatchPlan, root_feed: TierFeed | None = None) -> BaseException | None:

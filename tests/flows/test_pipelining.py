@@ -100,6 +100,30 @@ def test_failing_file_tier_still_lets_the_document_tier_close(flows, tmp_path, m
     assert (tier1["status"], tier1["inputs_succeeded"], tier1["documents_written"]) == ("COMPLETED", 2, 2)
 
 
+@pytest.mark.timeout(120)
+def test_a_tier_failing_before_its_body_runs_still_lets_the_tier_below_close(flows, tmp_path, monkeypatch):
+    # Nothing in the file tier's body runs, so nothing there closes its feed: the trigger must,
+    # or the document tier waits for the file tier's start for ever (the timeout fails the test).
+    put_text(flows, "notes/a.txt", "a1 a2")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=2), passthrough_collection("copies", "chunks")]})
+    run_tier = tier_flow._run_tier
+
+    async def no_body_for_the_root(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+        if tier_num == 0:
+            raise RuntimeError("tier 0 never began")
+        return await run_tier(batch_id, tier_num, parent_task_id)
+
+    monkeypatch.setattr(tier_flow, "_run_tier", no_body_for_the_root)
+    with pytest.raises(RuntimeError, match="tier 0 never began"):
+        trigger("flows", "chunks")
+    with open_session(get_settings().database_url) as session:
+        batch_id = session.execute(select(batches.c.batch_id)).scalar_one()
+    view = batch_view(batch_id)
+    assert view["status"] == "FAILED" and "tier 0 never began" in view["error_summary"]["message"]
+    assert view["tier_tasks"][1]["status"] == "COMPLETED"
+
+
 def test_chunk_cutter_cuts_full_chunks_per_collection():
     cutter = ChunkCutter(2)
     assert cutter.add("left", ["a", "b", "c"]) == [("left", ["a", "b"])]
