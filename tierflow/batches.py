@@ -71,17 +71,20 @@ def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], erro
 def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
     """Close a tier: counters and status from the ledger; returns the tier's record."""
     with open_session(_url()) as session:
-        counts = catalog_batches.input_counts(session, batch_id=batch_id, tier_num=tier_num)
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        members = batch["dag_tiers"][tier_num]
+        counts = catalog_batches.input_counts(session, batch_id=batch_id, collection_ids=members)
         tier = next(t for t in catalog_batches.get_tiers(session, batch_id=batch_id) if t["tier_num"] == tier_num)
         succeeded = counts.get(Status.COMPLETED.value, {}).get("inputs", 0)
         failed = counts.get(Status.FAILED.value, {}).get("inputs", 0)
         skipped = counts.get(Status.SKIPPED.value, {}).get("inputs", 0)
         total = sum(c["inputs"] for c in counts.values())
-        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, tier_num=tier_num, limit=_MAX_ERRORS_KEPT)
+        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=members,
+                                                 limit=_MAX_ERRORS_KEPT)
         errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures]
         summary = dict(Counter(e.get("category", "runtime") for e in errors))
         unaccounted = total - succeeded - failed - skipped
-        cancelled = catalog_batches.get_batch(session, batch_id=batch_id)["status"] == Status.CANCELED.value
+        cancelled = batch["status"] == Status.CANCELED.value
         if cancelled:
             status = Status.CANCELED  # inputs not reached stay PENDING: cancelled, not lost
         elif unaccounted:
@@ -160,7 +163,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
-        failures = catalog_batches.failed_inputs(session, batch_id=batch_id)
+        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=batch["collection_ids"])
         names = resources.collection_names(session, collection_ids=batch["collection_ids"])
     tier_tasks = [{
         "tier_num": t["tier_num"], "task_id": t["task_id"], "status": t["status"],
@@ -321,7 +324,8 @@ def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[
         if bad:
             raise BadRequestError(f"tier_nums: {bad} not in this batch's tiers 0..{batch['total_tiers'] - 1}",
                                   details={"field": "tier_nums"})
-        failed = catalog_batches.failed_inputs(session, batch_id=batch_id, limit=None)
+        failed = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=batch["collection_ids"],
+                                               limit=None)
         chosen = [f for f in failed
                   if (tier_nums is None or f["tier_num"] in tier_nums)
                   and (not transient_only or (f["error"] or {}).get("transient"))]

@@ -167,7 +167,7 @@ batch_inputs = Table(
     Column("documents_written", Integer, nullable=False, default=0),
     Column("error", JsonType),
     Column("updated_at", Stamp, nullable=False),
-    Index("ix_batch_inputs_status", "batch_id", "collection_id", "status", "input_id"),
+    Index("ix_batch_inputs_status", "batch_id", "collection_id", "status", "input_id", "documents_written"),
 )
 
 # API keys: only a hash of the secret is stored; `namespaces` (ids) limits a key when not null.
