@@ -62,7 +62,7 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
     first failure is then raised, and the batch fails with it.
     """
     with batch_feeds(plan.batch_id, len(plan.tiers), from_discovery=discover) as root_feed:
-        tiers = asyncio.gather(*(_run_tier(plan, tier_num) for tier_num in range(len(plan.tiers))),
+        tiers = asyncio.gather(*(_tier_subflow(plan, tier_num) for tier_num in range(len(plan.tiers))),
                                return_exceptions=True)
         outcomes: list[Any] = []
         if root_feed is not None:
@@ -74,7 +74,7 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
             raise outcome
 
 
-async def _run_tier(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
+async def _tier_subflow(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
     """Run one tier's subflow. A tier that fails before its body runs (say its run could not be
     created) closes the feed into the tier below here, failed, or that tier would wait for its
     start for ever and the trigger with it."""
