@@ -48,6 +48,7 @@ def _seed(endpoint: str, data: Path) -> int:
 
 def run_demo(*, definitions: Path, data: Path) -> None:
     """Seed, apply, trigger and print (see the module docstring)."""
+    from deployments.runs import batch_run_ids, wait_until_recorded
     from flows.trigger import trigger_collection
     from tierflow.batches import batch_view
     from tierflow.browse import list_collection_documents
@@ -89,5 +90,7 @@ def run_demo(*, definitions: Path, data: Path) -> None:
         last = [name for kind, name, _ in report.actions if kind == "collection"][-1]
         sample = list_collection_documents(namespace=namespace, collection=last, filters=None, limit=3, offset=0)
         console.print(documents_table(f"a few documents of {last}", sample["results"]))
+        # Before Prefect's temporary API stops with this process (deployments/runs.py).
+        wait_until_recorded(batch_run_ids(response["batch_id"]))
     finally:
         server.stop()

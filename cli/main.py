@@ -73,6 +73,7 @@ def trigger(
     ] = None,
 ) -> None:
     """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
+    from deployments.runs import batch_run_ids, wait_until_recorded
     from flows.trigger import trigger_collection
     from tierflow.batches import batch_view
     from tierflow.models.trigger import TriggerRequest
@@ -88,6 +89,7 @@ def trigger(
     response = asyncio.run(trigger_collection(namespace, collection, request))
     print_json(response)
     console.print(batch_table(batch_view(response["batch_id"])))
+    wait_until_recorded(batch_run_ids(response["batch_id"]))  # before a temporary Prefect API stops (see there)
 
 
 @batch_app.command("show")
