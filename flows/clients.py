@@ -17,13 +17,21 @@ SQLite refuses the insert at once when another write committed in between. A sec
 later passes. Prefect's client, given no `Retry-After`, waits 2 s, then 4, 8…, so each such answer
 cost a tier subflow 2 s or more (a bench/pipeline.py timeline at 1,000 objects: both tier
 subflows refused at 0.41 s, started at 2.1 and 2.4 s). The clients of a trigger therefore read a
-503 that names no `Retry-After` as asking for one of `QUICK_RETRIES`; after those, Prefect's own
-backoff applies (16 s, then 32 s, within its five retries), so an API that stays unavailable is
-still waited for, about 48 s in all instead of 62.
+503 that names no `Retry-After` as asking for one of `QUICK_RETRIES`, spread at random between
+half and one and a half times it; after those, Prefect's own backoff applies (32 s, its fifth
+and last retry), so an API that stays unavailable is still waited for, about 35 s in all
+instead of 62.
+
+Spread, and four of them, because the tier subflows of a trigger are created at once and their
+refused tries came back together: Prefect adds at most a fifth to a wait, so they were refused
+together again. With three tiers (`make demo`), 3 runs of 20 had a tier wait out the three
+quick tries there were and then Prefect's 16 s (the demo took 28 to 33 s instead of 10 to 13);
+with the waits spread and a fourth one, none of 12 runs did.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,8 +39,12 @@ from typing import Any
 import httpx
 from prefect.context import AsyncClientContext, SyncClientContext
 
-QUICK_RETRIES = (0.1, 0.3, 1.0)
-"""Seconds before each of a request's first retries after a 503 without `Retry-After`."""
+QUICK_RETRIES = (0.1, 0.3, 1.0, 2.0)
+"""Seconds before each of a request's first retries after a 503 without `Retry-After`, on
+average (see `SPREAD`)."""
+
+SPREAD = (0.5, 1.5)
+"""A quick retry waits between these multiples of its `QUICK_RETRIES` entry, drawn at random."""
 
 _ATTEMPTS = "tierflow_503_answers"
 """Where a request counts its 503 answers (Prefect's client resends the same request object)."""
@@ -45,7 +57,7 @@ def ask_for_quick_retry(response: httpx.Response) -> None:
     answers = response.request.extensions.get(_ATTEMPTS, 0)
     response.request.extensions[_ATTEMPTS] = answers + 1
     if answers < len(QUICK_RETRIES):
-        response.headers["Retry-After"] = str(QUICK_RETRIES[answers])
+        response.headers["Retry-After"] = f"{QUICK_RETRIES[answers] * random.uniform(*SPREAD):.3f}"
 
 
 async def _ask_for_quick_retry_async(response: httpx.Response) -> None:

@@ -12,7 +12,7 @@ from prefect import flow
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 from prefect.context import AsyncClientContext, SyncClientContext
 
-from flows.clients import QUICK_RETRIES, retry_busy_api_soon, shared_prefect_client
+from flows.clients import QUICK_RETRIES, SPREAD, ask_for_quick_retry, retry_busy_api_soon, shared_prefect_client
 
 API = "http://prefect.test/api"
 
@@ -55,8 +55,11 @@ def test_first_503s_are_retried_within_a_second(waits: list[float]) -> None:
     with client:
         assert client.hello().status_code == 200
     assert len(seen) == 3
-    # Prefect adds up to 20% (its default jitter) to a wait the server asked for, never less.
-    assert [quick <= wait <= quick * 1.2 + 1e-9 for quick, wait in zip(QUICK_RETRIES[:2], waits, strict=True)] == [True, True]
+    # Each asks for its quick wait spread by SPREAD; Prefect adds up to 20% (its default jitter)
+    # to a wait the server asked for, never less.
+    low, high = SPREAD
+    assert [quick * low - 1e-3 <= wait <= quick * high * 1.2 + 1e-3
+            for quick, wait in zip(QUICK_RETRIES[:2], waits, strict=True)] == [True, True]
 
 
 def test_without_the_hook_prefect_waits_seconds(waits: list[float]) -> None:
@@ -74,7 +77,7 @@ def test_an_api_that_stays_busy_gets_prefects_backoff_after_the_quick_tries(wait
         client.hello()
     quick = len(QUICK_RETRIES)
     assert len(seen) == len(waits)  # Prefect also waits once after its last try
-    assert max(waits[:quick]) <= QUICK_RETRIES[-1] * 1.2 + 1e-9
+    assert max(waits[:quick]) <= QUICK_RETRIES[-1] * SPREAD[1] * 1.2 + 1e-3
     assert min(waits[quick:]) >= 2 ** (quick + 1) * 0.5  # Prefect's 2**try, give or take its jitter
 
 
@@ -110,3 +113,16 @@ def test_a_flows_clients_both_get_the_hook(prefect_harness: None) -> None:
                     for c in hooked]
 
     assert asyncio.run(body()) == [True, True]
+
+
+def test_requests_refused_together_are_not_asked_back_together() -> None:
+    # Tier subflows are created at once; refused at once and retried after the same wait, they
+    # were refused together again.
+    first_waits = []
+    for _ in range(20):
+        response = httpx.Response(503, request=httpx.Request("POST", f"{API}/task_runs/"))
+        ask_for_quick_retry(response)
+        first_waits.append(float(response.headers["Retry-After"]))
+    low, high = SPREAD
+    assert all(QUICK_RETRIES[0] * low <= wait <= QUICK_RETRIES[0] * high for wait in first_waits)
+    assert len(set(first_waits)) > 1
