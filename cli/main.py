@@ -89,7 +89,7 @@ def trigger(
     response = asyncio.run(trigger_collection(namespace, collection, request))
     print_json(response)
     console.print(batch_table(batch_view(response["batch_id"])))
-    wait_until_recorded(batch_run_ids(response["batch_id"]))  # before a temporary Prefect API stops (see there)
+    wait_until_recorded(batch_run_ids(response["batch_id"]))  # before a temporary Prefect API stops with us
 
 
 @batch_app.command("show")
