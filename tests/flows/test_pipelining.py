@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
-from sqlalchemy import select
 
 import tasks.chunks
 from flows import memory
@@ -20,14 +19,13 @@ from tasks.feeds import TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
     apply_definitions,
     chunk_collection,
+    only_batch_view,
     passthrough_collection,
     put_text,
     text_bucket,
     trigger,
 )
 from tierflow.batches import ChunkCutter, batch_view
-from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import batches
 from tierflow.settings import get_settings
 
 WAIT_SECONDS = 60
@@ -91,9 +89,7 @@ def test_failing_file_tier_still_lets_the_document_tier_close(flows, tmp_path, m
         trigger("flows", "chunks")
     # The document tier heard that the file tier closed, processed what it wrote and closed; the
     # batch failed with the file tier's error.
-    with open_session(get_settings().database_url) as session:
-        batch_id = session.execute(select(batches.c.batch_id)).scalar_one()
-    view = batch_view(batch_id)
+    view = only_batch_view()
     assert view["status"] == "FAILED" and "catalog went away" in view["error_summary"]["message"]
     tier0, tier1 = view["tier_tasks"]
     assert tier0["inputs_succeeded"] == 0 and tier0["completed_at"] is None  # its close is what failed
@@ -117,9 +113,7 @@ def test_a_tier_failing_before_its_body_runs_still_lets_the_tier_below_close(flo
     monkeypatch.setattr(tier_flow, "_run_tier", no_body_for_the_root)
     with pytest.raises(RuntimeError, match="tier 0 never began"):
         trigger("flows", "chunks")
-    with open_session(get_settings().database_url) as session:
-        batch_id = session.execute(select(batches.c.batch_id)).scalar_one()
-    view = batch_view(batch_id)
+    view = only_batch_view()
     assert view["status"] == "FAILED" and "tier 0 never began" in view["error_summary"]["message"]
     assert view["tier_tasks"][1]["status"] == "COMPLETED"
 

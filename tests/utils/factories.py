@@ -59,3 +59,18 @@ def trigger(namespace: str, collection: str, **request: Any) -> dict[str, Any]:
     from tierflow.models.trigger import TriggerRequest
 
     return asyncio.run(trigger_collection(namespace, collection, TriggerRequest(**request)))
+
+
+def only_batch_view() -> dict[str, Any]:
+    """The view of the catalog's one batch: for a trigger that raised instead of answering with
+    its batch id."""
+    from sqlalchemy import select
+
+    from tierflow.batches import batch_view
+    from tierflow.catalog.engine import open_session
+    from tierflow.catalog.schema import batches
+    from tierflow.settings import get_settings
+
+    with open_session(get_settings().database_url) as session:
+        batch_id = session.execute(select(batches.c.batch_id)).scalar_one()
+    return batch_view(batch_id)
