@@ -297,6 +297,8 @@ def child(contender: str, endpoint: str) -> None:
 def measure(contender: str, endpoint: str) -> dict[str, Any]:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    if contender != "tierflow":  # a script of one's own runs on glibc's default arenas (flows/memory.py)
+        env.pop("MALLOC_ARENA_MAX", None)
     out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint],
                          env=env, capture_output=True, text=True, check=False)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]

@@ -17,13 +17,22 @@ The arenas. glibc's allocator gives threads arenas of their own, up to eight per
 what a thread frees in its arena for that arena's reuse. A trigger runs a few dozen threads (S3
 reads, chunk tasks, Prefect's own) and the freed memory they held grew with the batch: in a
 30,000-object trigger (bench/pipeline.py, sampled with `mallinfo2`) the process used about 110 MB
-of heap and held 140 to 185 MB more freed, so its peak grew with the number of objects. Capped at
-`MALLOC_ARENAS`, the freed part stayed at 55 to 90 MB, the peak went from 509 to 391 MB, and the
-run took as long (137 s against 133 s). At 100,000 objects the freed part still grew, to 110 to
-170 MB: the cap lowers the peak, it does not bound it (README, Benchmarks). Returning freed pages
-with `malloc_trim` after each chunk did as well for memory but, in the one run measured, cost 28%
-more processor time (162 s against 126 s; pages faulted back in). A `MALLOC_ARENA_MAX` in the
-environment is left to rule; other C libraries are left alone.
+of heap and held 100 to 145 MB more freed, and its peak grew with the number of objects.
+
+One arena, set before the process's first thread. A cap set when the first batch started came
+too late: by then Prefect's threads had made six arenas, which glibc's `mallopt` cannot take back,
+so later threads shared those six (`malloc_info` counted six at the end of a trigger), and a cap
+of one set then left the 30,000-object peak at 464 MB. Set at import of this package
+(`flows/__init__.py`, which the command line imports first), with `MALLOC_ARENA_MAX` exported for
+the processes this one starts (flow runs of `tierflow serve`, Dask workers): 30,000 objects
+peaked at 352 MB against 445 MB, 10,000 at 329 MB against 409 MB, in as much time (154 s against
+159 s, 38 s against 43 s), and 100,000 at 413 MB (535 MB before). Two arenas from the start:
+376 MB at 30,000. Python's interpreter lock already serialises most allocations, so threads lose
+nothing measurable by sharing one.
+
+Returning freed pages with `malloc_trim` after each chunk did as well for memory but, in the one
+run measured, cost 28% more processor time. A `MALLOC_ARENA_MAX` already in the environment is
+left to rule; other C libraries are left alone.
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from typing import Any
 YOUNG_THRESHOLD = 20_000
 """Allocations (net of frees) between two collections of the youngest generation."""
 
-MALLOC_ARENAS = 2
+MALLOC_ARENAS = 1
 """glibc arenas a batch process allocates from (its default: eight per core)."""
 
 _M_ARENA_MAX = -8
@@ -49,8 +58,8 @@ _lock = threading.Lock()
 
 
 def tune_memory() -> None:
-    """Set the collector and the allocator for batch processing, once per process (later calls do
-    nothing)."""
+    """Set the collector for batch processing, once per process (later calls do nothing). The
+    allocator's arenas are capped earlier, at import (`limit_malloc_arenas`)."""
     global _tuned
     with _lock:
         if _tuned:
@@ -63,7 +72,6 @@ def tune_memory() -> None:
         gc.freeze()
         young, middle, oldest = gc.get_threshold()
         gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, oldest)
-        limit_malloc_arenas()
 
 
 def glibc_function(name: str) -> Any | None:
@@ -77,9 +85,15 @@ def glibc_function(name: str) -> Any | None:
 
 
 def limit_malloc_arenas() -> bool:
-    """Cap glibc's arenas at `MALLOC_ARENAS` for the threads still to come; whether it did."""
+    """Cap glibc's arenas at `MALLOC_ARENAS` for the threads still to come and, through
+    `MALLOC_ARENA_MAX`, for the processes this one starts; whether it did.
+
+    Only threads that have not allocated yet are held to the cap: call it before any starts."""
     mallopt = None if "MALLOC_ARENA_MAX" in os.environ else glibc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return bool(mallopt(_M_ARENA_MAX, MALLOC_ARENAS))
+    if not mallopt(_M_ARENA_MAX, MALLOC_ARENAS):
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = str(MALLOC_ARENAS)
+    return True

@@ -26,6 +26,7 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
 
     import yaml
 
+    from flows.memory import MALLOC_ARENAS
     from flows.trigger import trigger_collection
 
     spec = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
@@ -37,6 +38,7 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
         module, _, name = deployment["entrypoint"].partition(":")
         assert hasattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), name)
         assert deployment["work_pool"]["name"] == "tierflow-pool"
+        assert deployment["work_pool"]["job_variables"]["env"]["MALLOC_ARENA_MAX"] == str(MALLOC_ARENAS)
         if "parameters" in deployment:
             checked = trigger_collection.validate_parameters(deployment["parameters"])
             assert checked["request"].source_filters == PENDING_ONLY

@@ -1,5 +1,6 @@
-"""A batch process allocates from at most `MALLOC_ARENAS` glibc arenas, however many threads it
-runs (flows/memory.py), unless `MALLOC_ARENA_MAX` says otherwise."""
+"""A process that imports the flows allocates from at most `MALLOC_ARENAS` glibc arenas, however
+many threads it runs, and so do the processes it starts (flows/memory.py), unless
+`MALLOC_ARENA_MAX` says otherwise."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +19,17 @@ pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator only"
 )
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # Sixteen threads each hold some C-heap allocations at once, then glibc's malloc_info counts the
-# arenas ("<heap nr=...>") the process has.
+# arenas ("<heap nr=...>") the process has. argv[1]: "import" imports the flows first (as the
+# command line does), "none" does not, "child" imports them and runs "none" in a new process.
 _PROBE = """
-import ctypes, ctypes.util, sys, tempfile, threading
-from flows.memory import limit_malloc_arenas
-print("limited" if (sys.argv[1] == "limit" and limit_malloc_arenas()) else "default")
+import ctypes, ctypes.util, os, subprocess, sys, tempfile, threading
+if sys.argv[1] in ("import", "child"):
+    import flows
+if sys.argv[1] == "child":
+    sys.exit(subprocess.run([sys.executable, "-c", sys.argv[2], "none", sys.argv[2]]).returncode)
 ready, hold = threading.Barrier(17), threading.Event()
 def work():
     blocks = [bytearray(4096) for _ in range(64)]  # above pymalloc's 512 bytes: glibc malloc
@@ -35,27 +42,32 @@ libc.fopen.restype = ctypes.c_void_p
 with tempfile.NamedTemporaryFile() as out:
     stream = libc.fopen(out.name.encode(), b"w")
     libc.malloc_info(0, ctypes.c_void_p(stream)); libc.fclose(ctypes.c_void_p(stream))
-    print(open(out.name).read().count("<heap nr="))
+    print(os.environ.get("MALLOC_ARENA_MAX", "-"), open(out.name).read().count("<heap nr="))
 hold.set()
 for t in threads: t.join()
 """
 
 
 def _arenas(mode: str, **env: str) -> tuple[str, int]:
+    """(`MALLOC_ARENA_MAX` as the probe saw it, the arenas it counted) for a probe in `mode`."""
     environment = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"} | env
-    out = subprocess.run([sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True,
-                         env=environment, cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode, _PROBE], capture_output=True, text=True,
+                         check=True, env=environment, cwd=ROOT)
     said, count = out.stdout.split()
     return said, int(count)
 
 
-def test_threads_share_the_capped_arenas():
+def test_threads_of_a_process_that_imports_the_flows_share_the_capped_arenas():
     assert ctypes.util.find_library("c")
-    assert _arenas("limit") == ("limited", MALLOC_ARENAS)
+    assert _arenas("import") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
     said, default = _arenas("none")
-    assert said == "default" and default > MALLOC_ARENAS  # what the cap saves: an arena per thread
+    assert said == "-" and default > MALLOC_ARENAS  # what the cap saves: an arena per thread
+
+
+def test_the_processes_it_starts_are_capped_from_their_start():
+    assert _arenas("child") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
 
 
 def test_an_arena_max_in_the_environment_rules():
-    said, count = _arenas("limit", MALLOC_ARENA_MAX="4")
-    assert said == "default" and count > MALLOC_ARENAS
+    said, count = _arenas("import", MALLOC_ARENA_MAX="4")
+    assert said == "4" and count > MALLOC_ARENAS
