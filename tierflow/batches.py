@@ -324,11 +324,10 @@ def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[
         if bad:
             raise BadRequestError(f"tier_nums: {bad} not in this batch's tiers 0..{batch['total_tiers'] - 1}",
                                   details={"field": "tier_nums"})
-        failed = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=batch["collection_ids"],
-                                               limit=None)
-        chosen = [f for f in failed
-                  if (tier_nums is None or f["tier_num"] in tier_nums)
-                  and (not transient_only or (f["error"] or {}).get("transient"))]
+        members = batch["collection_ids"] if tier_nums is None else [
+            collection_id for n in tier_nums for collection_id in batch["dag_tiers"][n]]
+        failed = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=members, limit=None)
+        chosen = [f for f in failed if not transient_only or (f["error"] or {}).get("transient")]
         if not chosen:
             raise BadRequestError(f"batch {batch_id} has no failed inputs to retry with these options")
         catalog_batches.reset_inputs(

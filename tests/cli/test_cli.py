@@ -115,8 +115,11 @@ def test_batch_retry_after_a_fix_and_cancel_of_a_finished_batch(flows, tmp_path)
     view = json.loads(runner.invoke(app, ["batch", "show", batch_id, "--json"]).stdout)
     assert view["status"] == "COMPLETED_WITH_ERRORS" and view["failed_object_count"] == 1
 
+    other_tier = runner.invoke(app, ["batch", "retry", batch_id, "--tier", "1"])  # the failure is tier 0's
+    assert other_tier.exit_code == 1 and "no failed inputs" in other_tier.stderr
+
     put_text(flows, "notes/bad.txt", "now fine")
-    retried = runner.invoke(app, ["batch", "retry", batch_id])
+    retried = runner.invoke(app, ["batch", "retry", batch_id, "--tier", "0"])
     assert retried.exit_code == 0, retried.output
     assert "retrying 1 failed input(s)" in retried.stdout
     view = json.loads(runner.invoke(app, ["batch", "show", batch_id, "--json"]).stdout)
