@@ -21,6 +21,16 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from tierflow.settings import get_settings
 
 
+def chunks_at_once(*, reads_files: bool) -> int:
+    """How many of a tier's chunks its task runner runs at once, as the settings choose (the tier
+    keeps twice that submitted, flows/tier.py). On a Dask scheduler named by address, which may
+    serve other runs too, `dask_workers` is how many of its workers one tier keeps busy."""
+    settings = get_settings()
+    if settings.task_runner == "dask":
+        return settings.dask_workers
+    return settings.chunk_concurrency if reads_files else settings.document_chunk_concurrency
+
+
 def tier_task_runner(*, reads_files: bool) -> TaskRunner:
     """A fresh task runner for one tier subflow, as the settings choose."""
     settings = get_settings()
@@ -33,5 +43,4 @@ def tier_task_runner(*, reads_files: bool) -> TaskRunner:
             "n_workers": settings.dask_workers, "threads_per_worker": 1, "processes": True,
             "dashboard_address": None,
         })
-    workers = settings.chunk_concurrency if reads_files else settings.document_chunk_concurrency
-    return ThreadPoolTaskRunner(max_workers=workers)
+    return ThreadPoolTaskRunner(max_workers=chunks_at_once(reads_files=reads_files))

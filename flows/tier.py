@@ -10,6 +10,14 @@ discovery registered or each chunk the tier above finished, adds what that made 
 and submits it as soon as it fills a chunk, so the document tier works while the file tier still
 reads, and the file tier while discovery still lists. When the step above has closed, a last full
 selection catches anything not heard of and sets the tier's counters.
+
+A tier keeps about twice as many chunks submitted as its runner runs at once, and takes from its
+feed only when it has room: what it has not taken stays in the feed as the step above's short
+lists (a listing page's object ids, the inputs of a chunk that ended above) instead of becoming
+queued task runs holding the ids of every document those made. Pending inputs in the ledger (a
+resumed tier, the last selection) are read a chunk at a time, as room frees. Without this, a
+document tier slower than the file tier above it held a backlog that grew with the batch: 38
+queued chunks of 95,000 document ids in a trigger of 30,000 objects (bench/pipeline.py).
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ from prefect.utilities.annotations import quote
 
 from flows.clients import shared_prefect_client
 from flows.memory import tune_memory
-from tasks.batches import finish_tier, plan_chunks, select_inputs
+from flows.runners import chunks_at_once
+from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import TierFeed, feed_into
-from tierflow.batches import ChunkCutter, fail_inputs, reach_tier, start_tier, tier_chunk_size
+from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
 from tierflow.errors import TierflowError, is_transient
 from tierflow.selection import select_new_inputs
 
@@ -44,10 +53,12 @@ def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
 
 class _ChunkRuns:
     """The tier's `process-chunk` task runs: submitted as chunks fill, or as they are when the tier
-    has nothing running (`flush_if_idle`); the tier below hears of each as it ends."""
+    has nothing running (`flush_if_idle`); the tier below hears of each as it ends. Callers ask
+    for `room` before they take more inputs, so at most about `limit` chunks are submitted and
+    not ended."""
 
-    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None) -> None:
-        self.batch_id, self.tier_num, self.downstream = batch_id, tier_num, downstream
+    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None, *, limit: int) -> None:
+        self.batch_id, self.tier_num, self.downstream, self.limit = batch_id, tier_num, downstream, limit
         self.cutter = ChunkCutter(size)
         self.runs: dict[int, tuple[str, list[str], PrefectFuture[Any]]] = {}
         """Chunks not known to have succeeded: a tier of a million inputs keeps only these ids."""
@@ -55,12 +66,23 @@ class _ChunkRuns:
         self._lock = threading.Lock()
         self._keys = itertools.count()
         self._running = 0
+        self._room: asyncio.Future[None] | None = None
+        """Set while the tier waits for room: settled by the next chunk that ends."""
         context = FlowRunContext.get()
         self._quote_ids = context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
         """Whether to pass each chunk's ids in `quote`, which keeps Prefect from walking the list
         twice per chunk looking for futures among the parameters (a tenth of the task engine's own
         processor time in a py-spy profile of bench/pipeline.py). The thread runner hands the task
         the plain list; prefect-dask rebuilds the parameters it ships and would hand it the wrapper."""
+
+    async def room(self) -> None:
+        """Return once fewer than `limit` chunks are submitted and not ended."""
+        while True:
+            with self._lock:
+                if self._running < self.limit:
+                    return
+                self._room = waiter = asyncio.get_running_loop().create_future()
+            await waiter
 
     def add(self, collection_id: str, input_ids: list[str]) -> None:
         """Take these pending inputs; submit every chunk they complete."""
@@ -94,6 +116,9 @@ class _ChunkRuns:
         succeeded is forgotten, its outcomes being all in the ledger."""
         with self._lock:
             self._running -= 1
+            waiter, self._room = self._room, None
+        if waiter is not None:
+            _settle_soon(waiter)
         if self.downstream is not None:
             self.downstream.ready(collection_id, input_ids)
         future.result(raise_on_failure=False)  # it has ended: this only settles its final state
@@ -120,11 +145,34 @@ class _ChunkRuns:
                             error=_chunk_error(error, self.tier_num))
 
 
+def _settle_soon(waiter: asyncio.Future[None]) -> None:
+    """Wake the coroutine awaiting `waiter`, from any thread."""
+    def settle() -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+    try:
+        waiter.get_loop().call_soon_threadsafe(settle)
+    except RuntimeError:
+        pass  # the loop has closed: the tier is gone, nobody waits
+
+
+async def _submit_pending(runs: _ChunkRuns) -> None:
+    """Submit the tier's pending inputs in the ledger, reading each chunk of them once there is room."""
+    plan = chunk_plan(batch_id=runs.batch_id, tier_num=runs.tier_num)
+    while True:
+        await runs.room()
+        chunk = await asyncio.to_thread(next, plan, None)
+        if chunk is None:
+            return
+        runs.add(*chunk)
+
+
 async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
-    """Select and submit what the step above makes, as it makes it, until it closes; then, unless
-    it failed, select whatever was not heard of (and set the tier's counters) and, once every
-    chunk submitted so far has ended, run what that left pending."""
+    """Select and submit what the step above makes, as it makes it and as there is room, until it
+    closes; then, unless it failed, select whatever was not heard of (and set the tier's
+    counters) and, once every chunk submitted so far has ended, run what that left pending."""
     async for source_id, source_ids in upstream.batches():
+        await runs.room()
         added = await asyncio.to_thread(select_new_inputs, batch_id=runs.batch_id, tier_num=runs.tier_num,
                                         upstream_id=source_id, source_ids=source_ids)
         for collection_id, input_ids in added.items():
@@ -134,8 +182,7 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
         return
     select_inputs(runs.batch_id, runs.tier_num)
     await runs.finish()
-    for collection_id, input_ids in plan_chunks(runs.batch_id, runs.tier_num):
-        runs.add(collection_id, input_ids)
+    await _submit_pending(runs)
 
 
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
@@ -157,11 +204,12 @@ async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) ->
         start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
         if downstream is not None:
             downstream.started(flow_run.id)
-        runs = _ChunkRuns(batch_id, tier_num, tier_chunk_size(batch_id=batch_id, tier_num=tier_num), downstream)
+        shape = tier_shape(batch_id=batch_id, tier_num=tier_num)
+        runs = _ChunkRuns(batch_id, tier_num, shape.chunk_size, downstream,
+                          limit=2 * chunks_at_once(reads_files=shape.reads_files))
         if tier_num > 0:
             select_inputs(batch_id, tier_num)  # what the upstream wrote before this tier began
-        for collection_id, input_ids in plan_chunks(batch_id, tier_num):
-            runs.add(collection_id, input_ids)
+        await _submit_pending(runs)
         if upstream is not None:
             await _follow(upstream, runs)
         await runs.finish()

@@ -1,4 +1,4 @@
-"""The batch's steps as Prefect tasks: plan, select a tier's inputs, chunk, close tiers and batch."""
+"""The batch's steps as Prefect tasks: plan, select a tier's inputs, close tiers and batch."""
 
 from __future__ import annotations
 
@@ -26,12 +26,6 @@ def adopt_batch(batch_id: str, task_id: str) -> planning.BatchPlan:
 def select_inputs(batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
     """Fill the tier's manifest with the inputs its filters select (in SQL)."""
     return selection.select_tier_inputs(batch_id=batch_id, tier_num=tier_num)
-
-
-@task(name="plan-chunks", task_run_name="plan-chunks-tier-{tier_num}")
-def plan_chunks(batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
-    """Split the tier's pending inputs into chunks (one task run each)."""
-    return batches.chunk_plan(batch_id=batch_id, tier_num=tier_num)
 
 
 @task(name="finish-tier", task_run_name="finish-tier-{tier_num}")

@@ -8,6 +8,8 @@ not balance is marked FAILED with the reason instead of passing for COMPLETED.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -232,29 +234,37 @@ def _chunk_size(batch: dict[str, Any], tier_num: int) -> int:
     return settings.chunk_size if reads_files(batch, tier_num) else settings.document_chunk_size
 
 
-def tier_chunk_size(*, batch_id: str, tier_num: int) -> int:
-    """Inputs per chunk of a tier.
+@dataclass(frozen=True)
+class TierShape:
+    """How a tier's inputs are cut and run."""
 
-    Chunks that read files are `chunk_size` inputs; chunks of upstream documents, which cost no
-    I/O, are `document_chunk_size` (larger, so Prefect's per-task cost stays small beside them).
-    """
+    chunk_size: int
+    """Inputs per chunk: `chunk_size` for chunks that read files, `document_chunk_size` (larger,
+    so Prefect's per-task cost stays small beside them) for chunks of upstream documents."""
+    reads_files: bool
+    """Whether its chunks read files from S3 (the root tier of a bucket-sourced batch)."""
+
+
+def tier_shape(*, batch_id: str, tier_num: int) -> TierShape:
+    """How this tier of the batch cuts and runs its inputs."""
     with open_session(_url()) as session:
-        return _chunk_size(catalog_batches.get_batch(session, batch_id=batch_id), tier_num)
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
+    return TierShape(chunk_size=_chunk_size(batch, tier_num), reads_files=reads_files(batch, tier_num))
 
 
-def chunk_plan(*, batch_id: str, tier_num: int) -> list[tuple[str, list[str]]]:
-    """(collection id, input ids) for every chunk of a tier's pending inputs (see `tier_chunk_size`)."""
+def chunk_plan(*, batch_id: str, tier_num: int) -> Iterator[tuple[str, list[str]]]:
+    """(collection id, input ids) for every chunk of a tier's pending inputs (see `TierShape`),
+    read from the ledger a chunk at a time as the caller asks: a tier resumed with a million
+    pending inputs holds one chunk's ids, not a million."""
     settings = get_settings()
     with open_session(settings.database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
     size = _chunk_size(batch, tier_num)
-    return [
-        (collection_id, ids)
-        for collection_id in batch["dag_tiers"][tier_num]
+    for collection_id in batch["dag_tiers"][tier_num]:
         for ids in catalog_batches.iter_input_chunks(
             settings.database_url, batch_id=batch_id, collection_id=collection_id, size=size
-        )
-    ]
+        ):
+            yield collection_id, ids
 
 
 class ChunkCutter:

@@ -58,7 +58,9 @@ class Settings(BaseSettings):
         default=None, description="A running Dask scheduler (tcp://host:8786); none: a LocalCluster per tier."
     )
     dask_workers: int = Field(
-        default=2, ge=1, le=256, description="Worker processes of the LocalCluster started without an address."
+        default=2, ge=1, le=256,
+        description="Worker processes of the LocalCluster started without an address; with an address, "
+        "how many of the scheduler's workers one tier keeps busy."
     )
     s3_max_attempts: int = Field(
         default=5, ge=1, le=20,
@@ -89,6 +91,11 @@ class Settings(BaseSettings):
     )
     discovery_page_size: int = Field(
         default=1000, ge=1, le=1000, description="Keys per S3 listing page."
+    )
+    sqlite_memory_mb: int = Field(
+        default=40, ge=1, le=65_536,
+        description="Memory SQLite keeps in one process (page caches of every catalog connection): "
+        "a soft limit, past which it reuses cache pages instead of growing with the catalog.",
     )
 
 

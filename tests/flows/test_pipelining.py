@@ -198,7 +198,7 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
     # A tier of a million inputs must not hold every id it ever submitted until it closes; the
     # ids of a failed chunk are kept, to be marked failed in the ledger.
     feed = TierFeed()
-    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed)
+    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed, limit=4)
     runs.add("col_a", ["obj_1", "obj_2", "obj_3"])  # the first two are a chunk
     [(_, ok)] = chunk_tasks
     ok.end()
@@ -227,7 +227,7 @@ def test_the_collector_is_set_once_per_process(monkeypatch):
 
 
 def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_one(chunk_tasks):
-    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None)  # first chunk 10, then 100
+    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None, limit=2)  # first chunk 10, then 100
     runs.add("col_a", ["d1", "d2", "d3"])
     assert chunk_tasks == []
     runs.flush_if_idle()  # nothing runs: the three go now, not when ten have come
@@ -238,3 +238,74 @@ def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_
     chunk_tasks[0][1].end()
     runs.flush_if_idle()
     assert [ids for ids, _ in chunk_tasks] == [["d1", "d2", "d3"], ["d4", "d5"]]
+
+
+def test_a_full_tier_waits_for_room_until_a_runner_thread_ends_a_chunk(chunk_tasks):
+    async def scenario() -> None:
+        runs = tier_flow._ChunkRuns("btch_x", 1, 1, None, limit=2)
+        runs.add("col_a", ["d1"])
+        await asyncio.wait_for(runs.room(), WAIT_SECONDS)  # one of two submitted: room
+        runs.add("col_a", ["d2"])
+        waiting = asyncio.create_task(runs.room())
+        await asyncio.sleep(0)  # one turn of the loop: the task runs up to its wait
+        assert not waiting.done()
+        ender = threading.Thread(target=chunk_tasks[0][1].end)  # as a task runner thread would
+        ender.start()
+        await asyncio.wait_for(waiting, WAIT_SECONDS)
+        ender.join()
+
+    asyncio.run(scenario())
+
+
+def test_a_tier_slower_than_the_one_above_takes_its_feed_only_as_it_has_room(flows, tmp_path, monkeypatch, one_by_one):
+    # Chunks of one input, one running at a time per tier, so a tier keeps at most two submitted
+    # before it takes more from its feed; each file makes three documents, three chunks at most
+    # per take. The document tier's first chunk holds until that tier waits for room, or (with
+    # no bound) until it has taken every file's documents: unbounded, it would then hold 24.
+    files = 8
+    for n in range(files):
+        put_text(flows, f"notes/{n}.txt", f"w{n}a w{n}b w{n}c")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=1), passthrough_collection("copies", "chunks")]})
+    most_submitted = 0
+    full = threading.Event()
+    selected: list[list[str]] = []
+    submit, room, select, run_chunk = (tier_flow._ChunkRuns._submit, tier_flow._ChunkRuns.room,
+                                       tier_flow.select_new_inputs, tasks.chunks.run_chunk)
+
+    def counting_submit(self: Any, collection_id: str, input_ids: list[str]) -> None:
+        nonlocal most_submitted
+        submit(self, collection_id, input_ids)
+        if self.tier_num == 1:
+            with self._lock:
+                most_submitted = max(most_submitted, self._running)
+
+    async def watched_room(self: Any) -> None:
+        if self.tier_num == 1 and self._running >= self.limit:
+            full.set()
+        await room(self)
+
+    def counting_select(**kwargs: Any) -> Any:
+        added = select(**kwargs)
+        if kwargs["tier_num"] == 1:
+            selected.append(kwargs["source_ids"])
+            if len(selected) == files:
+                full.set()
+        return added
+
+    def gated(**kwargs: Any) -> Any:
+        if kwargs["tier_num"] == 1:
+            assert full.wait(WAIT_SECONDS), "the document tier neither filled up nor took every file"
+        return run_chunk(**kwargs)
+
+    monkeypatch.setattr(tier_flow._ChunkRuns, "_submit", counting_submit)
+    monkeypatch.setattr(tier_flow._ChunkRuns, "room", watched_room)
+    monkeypatch.setattr(tier_flow, "select_new_inputs", counting_select)
+    monkeypatch.setattr(tasks.chunks, "run_chunk", gated)
+    response = trigger("flows", "chunks")
+
+    assert most_submitted <= 2 - 1 + 3
+    view = batch_view(response["batch_id"])
+    assert view["status"] == "COMPLETED", view["error_summary"]
+    assert [t["documents_written"] for t in view["tier_tasks"]] == [3 * files, 3 * files]
+    assert view["audit"]["balanced"]
