@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -39,7 +38,7 @@ from flows.memory import tune_memory
 from flows.runners import chunks_at_once
 from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
-from tasks.feeds import TierFeed, feed_into
+from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
 from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
 from tierflow.errors import TierflowError, is_transient
 from tierflow.selection import select_new_inputs
@@ -63,11 +62,11 @@ class _ChunkRuns:
         self.runs: dict[int, tuple[str, list[str], PrefectFuture[Any]]] = {}
         """Chunks not known to have succeeded: a tier of a million inputs keeps only these ids."""
         self.reached = False
-        self._lock = threading.Lock()
+        self._ended_bell = Doorbell()
+        """Rung as each chunk ends, for a tier waiting for `room`."""
+        self._lock = self._ended_bell.lock
         self._keys = itertools.count()
         self._running = 0
-        self._room: asyncio.Future[None] | None = None
-        """Set while the tier waits for room: settled by the next chunk that ends."""
         context = FlowRunContext.get()
         self._quote_ids = context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
         """Whether to pass each chunk's ids in `quote`, which keeps Prefect from walking the list
@@ -77,12 +76,7 @@ class _ChunkRuns:
 
     async def room(self) -> None:
         """Return once fewer than `limit` chunks are submitted and not ended."""
-        while True:
-            with self._lock:
-                if self._running < self.limit:
-                    return
-                self._room = waiter = asyncio.get_running_loop().create_future()
-            await waiter
+        await self._ended_bell.until(lambda: self._running < self.limit)
 
     def add(self, collection_id: str, input_ids: list[str]) -> None:
         """Take these pending inputs; submit every chunk they complete."""
@@ -116,9 +110,7 @@ class _ChunkRuns:
         succeeded is forgotten, its outcomes being all in the ledger."""
         with self._lock:
             self._running -= 1
-            waiter, self._room = self._room, None
-        if waiter is not None:
-            _settle_soon(waiter)
+        self._ended_bell.ring()
         if self.downstream is not None:
             self.downstream.ready(collection_id, input_ids)
         future.result(raise_on_failure=False)  # it has ended: this only settles its final state
@@ -143,17 +135,6 @@ class _ChunkRuns:
                     error = RuntimeError(str(error))
                 fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
                             error=_chunk_error(error, self.tier_num))
-
-
-def _settle_soon(waiter: asyncio.Future[None]) -> None:
-    """Wake the coroutine awaiting `waiter`, from any thread."""
-    def settle() -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-    try:
-        waiter.get_loop().call_soon_threadsafe(settle)
-    except RuntimeError:
-        pass  # the loop has closed: the tier is gone, nobody waits
 
 
 async def _submit_pending(runs: _ChunkRuns) -> None:
@@ -204,6 +185,10 @@ async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) ->
         start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
         if downstream is not None:
             downstream.started(flow_run.id)
+        line = start_line(batch_id)
+        if line is not None:
+            line.arrive(tier_num)
+            await line.wait()  # no chunk before every tier's run exists (tasks/feeds.py)
         shape = tier_shape(batch_id=batch_id, tier_num=tier_num)
         runs = _ChunkRuns(batch_id, tier_num, shape.chunk_size, downstream,
                           limit=2 * chunks_at_once(reads_files=shape.reads_files))

@@ -22,7 +22,7 @@ from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
-from tasks.feeds import TierFeed, batch_feeds, feed_into
+from tasks.feeds import TierFeed, batch_feeds, feed_into, start_line
 from tierflow.batches import batch_view
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
@@ -84,6 +84,9 @@ async def _tier_subflow(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
             task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
         )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
     except BaseException:
+        line = start_line(plan.batch_id)
+        if line is not None:
+            line.arrive(tier_num)  # no run will come: the others need not wait for it
         if downstream is not None:
             downstream.close(failed=True)
         raise

@@ -15,7 +15,7 @@ from prefect.utilities.annotations import quote
 import tasks.chunks
 from flows import memory
 from flows import tier as tier_flow
-from tasks.feeds import TierFeed, batch_feeds, feed_into
+from tasks.feeds import StartLine, TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
     apply_definitions,
     chunk_collection,
@@ -208,7 +208,7 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
     bad.end()
     assert [ids for _, ids, _ in runs.runs.values()] == [["obj_3"]]
     # The tier below hears of both: what the failed chunk wrote before failing may be there.
-    assert [feed._ready.get_nowait(), feed._ready.get_nowait()] == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
+    assert list(feed._ready) == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
 
 
 def test_the_collector_is_set_once_per_process(monkeypatch):
@@ -309,3 +309,73 @@ def test_a_tier_slower_than_the_one_above_takes_its_feed_only_as_it_has_room(flo
     assert view["status"] == "COMPLETED", view["error_summary"]
     assert [t["documents_written"] for t in view["tier_tasks"]] == [3 * files, 3 * files]
     assert view["audit"]["balanced"]
+
+
+def test_the_start_line_opens_once_every_tier_has_arrived_or_the_batch_ends():
+    async def scenario() -> None:
+        line = StartLine(2)
+        waiting = asyncio.create_task(line.wait())
+        line.arrive(0)
+        line.arrive(0)  # a tier that arrives twice (its subflow failed after its start) counts once
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        line.arrive(1)
+        await asyncio.wait_for(waiting, WAIT_SECONDS)
+        ended = StartLine(2)
+        ended.open()  # the batch ends before a tier came: nobody is left waiting
+        await asyncio.wait_for(ended.wait(), WAIT_SECONDS)
+
+    asyncio.run(scenario())
+
+
+def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path, monkeypatch):
+    # Prefect's API on SQLite refuses to create a subflow's run while chunk task runs keep it
+    # writing, so the file tier waits at the start line until the document tier's run exists.
+    # The document tier's body is held until the file tier waits there; with no line the file
+    # tier would go on to run a chunk, which releases it and is recorded.
+    put_text(flows, "notes/a.txt", "a1 a2 a3")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks")]})
+    release = threading.Event()
+    early: list[int] = []
+    tier_1_began = threading.Event()
+    wait, run_tier, run_chunk = StartLine.wait, tier_flow._run_tier, tasks.chunks.run_chunk
+
+    async def watched_wait(self: StartLine) -> None:
+        release.set()
+        await wait(self)
+
+    async def held_document_tier(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+        if tier_num == 1:
+            assert await asyncio.to_thread(release.wait, WAIT_SECONDS), "nothing waited, nothing ran"
+            tier_1_began.set()
+        return await run_tier(batch_id, tier_num, parent_task_id)
+
+    def watched_chunk(**kwargs: Any) -> Any:
+        if not tier_1_began.is_set():
+            early.append(kwargs["tier_num"])
+            release.set()
+        return run_chunk(**kwargs)
+
+    monkeypatch.setattr(StartLine, "wait", watched_wait)
+    monkeypatch.setattr(tier_flow, "_run_tier", held_document_tier)
+    monkeypatch.setattr(tasks.chunks, "run_chunk", watched_chunk)
+    response = trigger("flows", "chunks")
+
+    assert early == []
+    view = batch_view(response["batch_id"])
+    assert view["status"] == "COMPLETED", view["error_summary"]
+    assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1]
+
+
+@pytest.mark.timeout(180)
+def test_a_deep_dag_gets_every_tier_past_the_start_line(flows, tmp_path):
+    # Eight tiers: those that have arrived must wait without holding the loop's few executor
+    # threads, which the tiers still to arrive need to hear that their parent started.
+    put_text(flows, "notes/a.txt", "a1 a2 a3")
+    copies = [passthrough_collection(f"copy{n}", "chunks" if n == 1 else f"copy{n - 1}") for n in range(1, 8)]
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=3), *copies]})
+    view = batch_view(trigger("flows", "chunks")["batch_id"])
+    assert view["status"] == "COMPLETED", view["error_summary"]
+    assert [t["documents_written"] for t in view["tier_tasks"]] == [1] * 8
