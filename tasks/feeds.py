@@ -54,12 +54,13 @@ class Doorbell:
     two cores) for as long as it waits. A trigger's tiers wait on each other (for their parent's
     start, for its chunks, for the start line), and with eight tiers the waits held every thread,
     so a waiting tier could not get one to hear what it waited for: an eight-tier trigger of one
-    object took about 30 s instead of a few, or never ended (tests/flows/test_pipelining.py).
+    object took about 30 s instead of a few, and never ended once the tiers also waited at the
+    start line that way (tests/flows/test_pipelining.py).
     Change the state a condition reads under `lock`, then `ring`.
     """
 
-    def __init__(self, lock: threading.Lock | None = None) -> None:
-        self.lock = lock or threading.Lock()
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
         self._waiters: list[asyncio.Future[None]] = []
 
     def ring(self) -> None:
