@@ -75,16 +75,18 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
 
 
 async def _tier_subflow(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
-    """Run one tier's subflow. A tier that fails before its body runs (say its run could not be
-    created) closes the feed into the tier below here, failed, or that tier would wait for its
-    start for ever and the trigger with it."""
+    """Run one tier's subflow, once the tier above has its run (`StartLine.wait_for`). A tier that
+    fails before its body runs (say its run could not be created) closes the feed into the tier
+    below here, failed, or that tier would wait for its start for ever and the trigger with it."""
     downstream = feed_into(plan.batch_id, tier_num + 1)
+    line = start_line(plan.batch_id)
     try:
+        if line is not None and tier_num > 0:
+            await line.wait_for(tier_num - 1)
         return await process_tier.with_options(
             task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
         )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
     except BaseException:
-        line = start_line(plan.batch_id)
         if line is not None:
             line.arrive(tier_num)  # no run will come: the others need not wait for it
         if downstream is not None:

@@ -15,6 +15,7 @@ from prefect.utilities.annotations import quote
 import tasks.chunks
 from flows import memory
 from flows import tier as tier_flow
+from flows import trigger as trigger_flow
 from tasks.feeds import StartLine, TierFeed, batch_feeds, feed_into
 from tests.utils.factories import (
     apply_definitions,
@@ -366,6 +367,41 @@ def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path, monkeypatc
     view = batch_view(response["batch_id"])
     assert view["status"] == "COMPLETED", view["error_summary"]
     assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1]
+
+
+def test_each_tier_run_is_created_once_the_tier_above_has_its_own(flows, tmp_path, monkeypatch):
+    # Runs created at once collide in Prefect's API on SQLite, which refuses one of them (503)
+    # until a retry: tier n's subflow is called only after tier n - 1 arrived at the start line.
+    put_text(flows, "notes/a.txt", "a1 a2 a3")
+    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
+                                 "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks"),
+                                                 passthrough_collection("copies2", "copies")]})
+    events: list[tuple[str, int]] = []
+    arrive, process_tier = StartLine.arrive, trigger_flow.process_tier
+
+    def recorded_arrive(self: StartLine, tier_num: int) -> None:
+        events.append(("arrived", tier_num))
+        arrive(self, tier_num)
+
+    class RecordedTier:
+        """`process_tier`, noting when each tier's subflow is called (its run is created then)."""
+
+        def with_options(self, **options: Any) -> Any:
+            subflow = process_tier.with_options(**options)
+
+            async def call(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+                events.append(("called", tier_num))
+                return await subflow(batch_id, tier_num, parent_task_id)
+            return call
+
+    monkeypatch.setattr(StartLine, "arrive", recorded_arrive)
+    monkeypatch.setattr(trigger_flow, "process_tier", RecordedTier())
+    view = batch_view(trigger("flows", "chunks")["batch_id"])
+
+    assert view["status"] == "COMPLETED", view["error_summary"]
+    assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1, 1]
+    for tier_num in (1, 2):
+        assert events.index(("called", tier_num)) > events.index(("arrived", tier_num - 1)), events
 
 
 @pytest.mark.timeout(180)
