@@ -55,9 +55,9 @@ def _off_index(column: ColumnElement[Any]) -> ColumnElement[Any]:
     For the queries that narrow to a page's or a chunk's ids (`select_new_inputs`): SQLite's
     planner, without statistics, takes two equalities on (collection, batch) for a narrower path
     than (collection, source IN …), and walked every document the batch had written to find one
-    upstream chunk's: 0.18 s per chunk at 30,000 objects, growing with the batch (a quarter of a
-    30,000-object trigger's processor time), against 0.002 s by source. Kept off the index, the
-    batch or bucket test is checked on the few rows the ids find."""
+    upstream chunk's: 0.18 s per chunk at 30,000 objects, growing with the batch (a fifth of a
+    30,000-object trigger's processor time), against 0.006 s by source. Kept off the index, the
+    batch or bucket test is checked on the few rows the ids find (tests/core/test_ledger_queries.py)."""
     return column.concat("")
 
 
