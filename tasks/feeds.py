@@ -21,10 +21,10 @@ listing meanwhile, so the file tier finds pages waiting when the line opens: the
 came at a median of 1.2 s (12 timelines) and 1.45 s (8 others), against 1.2 s without the line.
 
 The tiers' runs are created one after another, each once the tier above has arrived at the line
-(`StartLine.wait_for`): created at once, they collided in that API with each other and with
-discovery's task run. Over six alternating 2,000-object triggers each way, the API refused 1 to 4
-requests per trigger with the runs created at once and 1 with them created in turn (that one is
-discovery's task run, created beside the file tier's run).
+(`StartLine.wait_for`): created at once, they collided in that API with each other. Over six
+alternating 2,000-object triggers each way, the API refused 1 to 4 requests per trigger with the
+runs created at once and 1 with them created in turn (the file tier's, created while discovery's
+task run starts).
 """
 
 from __future__ import annotations
