@@ -26,8 +26,6 @@ from tierflow.settings import get_settings
 
 _engines: dict[str, Engine] = {}
 _session_factories: dict[str, sessionmaker[Session]] = {}
-"""One per engine: `sessionmaker` builds a new Session subclass each time it is made, which cost
-more (140 microseconds) than opening a session then did."""
 _lock = threading.Lock()
 
 
@@ -106,7 +104,6 @@ def get_engine(url: str) -> Engine:
             engine = create_catalog_engine(url)
             ensure_schema(engine)
             _engines[url] = engine
-            _session_factories[url] = sessionmaker(engine, expire_on_commit=False)
         return engine
 
 
@@ -122,6 +119,16 @@ def dispose_engines() -> None:
 _sqlite_writers: dict[str, threading.Lock] = {}
 
 
+def _session_factory(url: str, engine: Engine) -> sessionmaker[Session]:
+    """The session factory of `engine`, made once: `sessionmaker` builds a new Session subclass
+    each time it is made, which cost more (140 microseconds) than opening a session then did. A
+    factory of an engine since disposed is replaced."""
+    factory = _session_factories.get(url)
+    if factory is None or factory.kw.get("bind") is not engine:
+        factory = _session_factories[url] = sessionmaker(engine, expire_on_commit=False)
+    return factory
+
+
 @contextmanager
 def open_session(url: str, *, write: bool = False) -> Iterator[Session]:
     """A session in one transaction: committed on success, rolled back on error.
@@ -132,7 +139,7 @@ def open_session(url: str, *, write: bool = False) -> Iterator[Session]:
     the writes took when four chunks of a tier finished together.
     """
     engine = get_engine(url)
-    factory = _session_factories.get(url) or sessionmaker(engine, expire_on_commit=False)  # disposed meanwhile
+    factory = _session_factory(url, engine)
     if write and engine.dialect.name == "sqlite":
         with _lock:
             writer = _sqlite_writers.setdefault(url, threading.Lock())
