@@ -22,11 +22,15 @@ half and one and a half times it; after those, Prefect's own backoff applies (32
 and last retry), so an API that stays unavailable is still waited for, about 35 s in all
 instead of 62.
 
-Spread, and four of them, because the tier subflows of a trigger are created at once and their
-refused tries came back together: Prefect adds at most a fifth to a wait, so they were refused
-together again. With three tiers (`make demo`), 3 runs of 20 had a tier wait out the three
-quick tries there were and then Prefect's 16 s (the demo took 28 to 33 s instead of 10 to 13);
-with the waits spread and a fourth one, none of 12 runs did.
+The first is short because the write it collided with is short: with 0.1 s, the file tier's
+first chunk of a 2,000-object trigger started at a median of 0.65 s, with 0.03 s at 0.56 s (six
+alternating triggers each, bench/pipeline.py's workload; in one of the six the API refused five
+requests, and its first chunk still started at 0.53 s). Spread, and four of them, because
+requests refused together came back together: Prefect adds at most a fifth to a wait, so when
+the tier subflows were still created at once they were refused together again. With three tiers
+(`make demo`), 3 runs of 20 had a tier wait out the three quick tries there were and then
+Prefect's 16 s (the demo took 28 to 33 s instead of 10 to 13); with the waits spread and a
+fourth one, none of 12 runs did.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 import httpx
 from prefect.context import AsyncClientContext, SyncClientContext
 
-QUICK_RETRIES = (0.1, 0.3, 1.0, 2.0)
+QUICK_RETRIES = (0.03, 0.15, 0.6, 2.0)
 """Seconds before each of a request's first retries after a 503 without `Retry-After`, on
 average (see `SPREAD`)."""
 
