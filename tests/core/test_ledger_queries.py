@@ -5,23 +5,28 @@ ledger took seconds per tier (bench/pipeline.py). Nor may selecting one listing 
 one upstream chunk's documents walk everything the batch holds: it took 0.18 s per chunk at
 30,000 objects and grew with the batch. These tests capture the statements the real functions
 send and ask SQLite how it would run them (with no statistics, as a catalog has, the plan does
-not depend on the rows, only on the statement, and so on how many ids it names).
+not depend on the rows, only on the statement, and so on how many ids it names). And a
+selection that finds nothing new must not take SQLite's write lock, which the tier's chunks
+wait for to commit.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 
-from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, text_bucket
+from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, put_text, text_bucket
 from tierflow import planning
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import get_engine, open_session
+from tierflow.catalog.schema import objects
+from tierflow.discovery import discover_bucket_by_id
 from tierflow.models.trigger import TriggerRequest
-from tierflow.selection import select_new_inputs
+from tierflow.selection import select_new_inputs, select_tier_inputs
 
 
 @pytest.fixture
@@ -96,3 +101,25 @@ def test_a_listing_pages_objects_are_found_by_their_ids(catalog, two_tiers, sent
                       source_ids=page)
     (plan,) = _selection_plans(catalog, sent, "objects")
     assert "SEARCH objects USING INDEX sqlite_autoindex_objects_1 (object_id=?)" in plan
+
+
+def test_a_selection_that_finds_nothing_new_leaves_the_writers_alone(catalog, two_tiers, s3):
+    # A tier's last selection usually finds its inputs all in the manifest already; it must not
+    # wait for (or hold) SQLite's write lock then, or the tier's last chunks wait on it.
+    for n in range(3):
+        put_text(s3, f"notes/{n}.txt", "some words")
+    discover_bucket_by_id(two_tiers.source_bucket_ids[0])
+    select_tier_inputs(batch_id=two_tiers.batch_id, tier_num=0)
+    path = catalog.removeprefix("sqlite:///")
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # a chunk committing its documents, say
+    try:
+        with open_session(catalog) as session:
+            session.connection().exec_driver_sql("PRAGMA busy_timeout=50")  # refuse, not wait a minute
+            held = catalog_batches.add_inputs(session, batch_id=two_tiers.batch_id, tier_num=0,
+                                              collection_id=two_tiers.collection_id,
+                                              ids=select(objects.c.object_id))
+    finally:
+        writer.rollback()
+        writer.close()
+    assert held == 3

@@ -68,12 +68,22 @@ def _pending_rows(ids: Select[Any], batch_id: str, collection_id: str, tier_num:
 def add_inputs(
     session: Session, *, batch_id: str, collection_id: str, tier_num: int, ids: Select[Any]
 ) -> int:
-    """Add to the manifest every id the `ids` query yields; return how many were added."""
-    # Inputs already in the manifest stay as they are: a resumed or retried tier adds only new ones.
+    """Add to the manifest every id the `ids` query yields; return how many it holds for the
+    collection.
+
+    Ids already in the manifest stay as they are: a resumed or retried tier adds only new ones.
+    Whether there are any is asked before anything is written. A lower tier's last selection,
+    made once the tier above has closed, usually finds nothing new (every chunk above was heard
+    of, flows/tier.py), and as one INSERT … SELECT it held SQLite's write lock for its whole scan
+    of the batch's documents (0.1 s at 2,000 objects, 0.7 s at 30,000), while the tier's last
+    chunks waited to commit. Read first, it takes the lock only when it has something to add.
+    """
     listed = select(batch_inputs.c.input_id).where(
         batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id)
-    source = _pending_rows(ids.where(ids.selected_columns[0].not_in(listed)), batch_id, collection_id, tier_num)
-    session.execute(insert(batch_inputs).from_select(_MANIFEST_COLUMNS, source))
+    missing = ids.where(ids.selected_columns[0].not_in(listed))
+    if session.execute(select(missing.exists())).scalar():
+        source = _pending_rows(missing, batch_id, collection_id, tier_num)
+        session.execute(insert(batch_inputs).from_select(_MANIFEST_COLUMNS, source))
     # Counted, not taken from rowcount: drivers report -1 for INSERT … SELECT.
     return int(session.execute(
         select(func.count()).select_from(batch_inputs).where(
