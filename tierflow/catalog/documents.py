@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.bulk import execute_many
 from tierflow.catalog.records import document_field, document_record
 from tierflow.catalog.schema import documents
 from tierflow.catalog.upsert import upsert_rows
@@ -26,7 +27,7 @@ def write_documents(session: Session, *, rows: Sequence[dict[str, Any]], upsert:
         unique = list({row["document_id"]: row for row in rows}.values())
         upsert_rows(session, documents, unique, keys=["document_id"], update=_UPSERT_UPDATE)
     else:
-        session.execute(insert(documents), list(rows))
+        execute_many(session, insert(documents), rows)
 
 
 def get_document_rows(session: Session, *, document_ids: Iterable[str]) -> dict[str, dict[str, Any]]:

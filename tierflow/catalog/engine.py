@@ -64,7 +64,8 @@ def _on_sqlite_connect(connection: sqlite3.Connection, _record: Any) -> None:
     cursor.close()
 
 
-def _to_json(value: Any) -> str:
+def to_json(value: Any) -> str:
+    """A JSON column's value as the catalog stores it (what SQLAlchemy's JSON type is given)."""
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
     except TypeError:  # integers beyond 64 bits, which the standard library writes as they are
@@ -78,7 +79,7 @@ def _from_json(text: str | bytes) -> Any:
         return json.loads(text)
 
 
-_JSON = {"json_serializer": _to_json, "json_deserializer": _from_json}
+_JSON = {"json_serializer": to_json, "json_deserializer": _from_json}
 """Every document's fields and lineage pass through these: orjson (which Prefect already brings)
 encodes and decodes them several times faster than the standard library."""
 

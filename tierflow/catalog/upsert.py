@@ -13,6 +13,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.bulk import execute_many
+
 
 def upsert_rows(
     session: Session,
@@ -24,9 +26,8 @@ def upsert_rows(
 ) -> None:
     """Insert `rows`; where `keys` already exist, overwrite the `update` columns.
 
-    One statement executed with many parameter sets: SQLAlchemy batches them into multi-row
-    VALUES itself and compiles the statement once (compiling a 200-row VALUES each time cost
-    more than writing it).
+    One statement executed with many parameter sets (`execute_many`): compiled once, not as a
+    200-row VALUES each time, which cost more than writing it.
     """
     if not rows:
         return
@@ -37,4 +38,4 @@ def upsert_rows(
         index_elements=list(keys),
         set_={name: statement.excluded[name] for name in update},
     )
-    session.execute(statement, list(rows))
+    execute_many(session, statement, rows)
