@@ -3,11 +3,11 @@
 SQLAlchemy prepares every row's parameters in Python before the driver sees them: it builds a
 dict of bind names per row and runs each column's bind processor (the JSON serializer for
 `fields` and `lineage`). On SQLite, whose driver writes the rows in C, that preparation was a
-quarter of writing a document (3 of 12 microseconds, bench/pipeline.py's documents), and a
-trigger's process is bound by its processor. So on SQLite the statement is compiled once per call
-and the rows go to the driver as tuples, with the JSON columns encoded by `to_json`, the
-serializer SQLAlchemy's JSON type calls for this engine, so they are stored exactly as before.
-Other databases keep SQLAlchemy's path.
+quarter of writing a document (11.1 microseconds per document upserted, against 8.6 without it),
+and a trigger's process is bound by its processor. So on SQLite the statement is compiled once
+per call and the rows go to the driver as tuples, with the JSON columns encoded by `to_json`,
+the serializer SQLAlchemy's JSON type calls for this engine, so they are stored exactly as
+before (tests/core/test_bulk_writes.py). Other databases keep SQLAlchemy's path.
 """
 
 from __future__ import annotations
