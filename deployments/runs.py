@@ -16,7 +16,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
     TaskRunFilter,
+    TaskRunFilterName,
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
@@ -81,9 +84,14 @@ _UNFINISHED = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType
     StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING])))
 
 
+_CLOSINGS = TaskRunFilter(name=TaskRunFilterName(like_="finish-"))
+"""The task run that closes a flow run of a batch: `finish-batch` the trigger's, `finish-tier-N`
+a tier's. Its process sent its events after those of every other task run of that flow run."""
+
+
 def wait_until_recorded(flow_run_ids: list[str], *, timeout: float = 10.0) -> bool:
-    """Send this process's pending Prefect events, then wait until the API shows every task run
-    of these flow runs final; whether it did within `timeout` seconds.
+    """Send this process's pending Prefect events, then wait until the API has recorded every
+    task run of these flow runs, final; whether it did within `timeout` seconds.
 
     The API records task runs from the events their process sends, a moment after they end. A
     process that started Prefect's temporary API (no PREFECT_API_URL) stops it as it exits, and
@@ -91,18 +99,35 @@ def wait_until_recorded(flow_run_ids: list[str], *, timeout: float = 10.0) -> bo
     output (3 runs of 8) and left that task run unfinished in Prefect's database. Waiting for
     the trigger's own task runs alone still let 1 run of 10 print them; with the events sent
     first and every run of the batch waited for, none of 23 did.
+
+    "None of those the API shows is unfinished" was not enough: it could show the early ones
+    final before it had heard of the last, the trigger's `finish-batch`
+    (tests/deployments/test_recorded.py failed that way in 1 of 4 runs of the suite). So each
+    flow run that completed must also show its closing task run (`_CLOSINGS`): the API records a
+    process's events in the order they were sent, and that one was sent last.
     """
     EventsWorker.drain_all(timeout=timeout, at_exit=False)
     deadline = time.monotonic() + timeout
-    runs = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids]))
+    ids = FlowRunFilterId(any_=[UUID(i) for i in flow_run_ids])
     with get_client(sync_client=True) as client:
-        while True:
-            recorded = client.read_task_runs(flow_run_filter=runs, limit=1)
-            if recorded and not client.read_task_runs(flow_run_filter=runs, task_run_filter=_UNFINISHED, limit=1):
-                return True
+        while not _all_recorded(client, ids):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.1)  # polling the API: it offers nothing to wait on
+    return True
+
+
+def _all_recorded(client: Any, ids: FlowRunFilterId) -> bool:
+    """Whether the API shows task runs of these flow runs, none unfinished, and the closing one
+    of each flow run that completed."""
+    runs = FlowRunFilter(id=ids)
+    if not client.read_task_runs(flow_run_filter=runs, limit=1):
+        return False
+    if client.read_task_runs(flow_run_filter=runs, task_run_filter=_UNFINISHED, limit=1):
+        return False
+    completed = FlowRunFilter(id=ids, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.COMPLETED])))
+    closed = {t.flow_run_id for t in client.read_task_runs(flow_run_filter=runs, task_run_filter=_CLOSINGS)}
+    return all(run.id in closed for run in client.read_flow_runs(flow_run_filter=completed))
 
 
 _PREFECT_TO_STATUS = {
