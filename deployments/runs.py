@@ -102,7 +102,7 @@ def wait_until_recorded(flow_run_ids: list[str], *, timeout: float = 10.0) -> bo
 
     "None of those the API shows is unfinished" was not enough: it could show the early ones
     final before it had heard of the last, the trigger's `finish-batch`
-    (tests/deployments/test_recorded.py failed that way in 1 of 4 runs of the suite). So each
+    (tests/deployments/test_recorded.py failed that way in 1 of 5 runs of the suite). So each
     flow run that completed must also show its closing task run (`_CLOSINGS`): the API records a
     process's events in the order they were sent, and that one was sent last.
     """
