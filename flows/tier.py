@@ -42,6 +42,7 @@ from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
 from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
 from tierflow.errors import TierflowError, is_transient
 from tierflow.selection import select_new_inputs
+from tierflow.storage import io_ticket
 
 
 def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
@@ -98,7 +99,7 @@ class _ChunkRuns:
             reach_tier(batch_id=self.batch_id, tier_num=self.tier_num)
             self.reached = True
         ids: Any = quote(input_ids) if self._quote_ids else input_ids
-        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, ids)
+        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, ids, io_ticket())
         with self._lock:
             key = next(self._keys)
             self.runs[key] = (collection_id, input_ids, future)

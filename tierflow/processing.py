@@ -100,8 +100,10 @@ def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str
     }
 
 
-def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The file of each object (a `StoredFile`, inline bytes, or the error), fetched concurrently."""
+def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]],
+                    io_ticket: int | None) -> dict[str, Any]:
+    """The file of each object (a `StoredFile`, inline bytes, or the error), fetched concurrently
+    (in the I/O pool's line at `io_ticket`, see `tierflow.storage.io_ticket`)."""
     blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
     urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
 
@@ -111,7 +113,7 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
         binding = buckets[record["bucket_id"]].get("storage")
         return read_object(s3_client(*storage_location(binding)), s3_bucket, key)
 
-    found: dict[str, Any] = run_concurrently(fetch, list(urls))
+    found: dict[str, Any] = run_concurrently(fetch, list(urls), ticket=io_ticket)
     # Objects registered through the API may carry their content inline instead of a URL.
     found.update({oid: _inline_bytes(data) for oid, data in blobs.items() if oid not in urls})
     for oid in records:
@@ -270,8 +272,10 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
                     dedup=batch["request"].get("dedup_strategy"), cancelled=batch["status"] == Status.CANCELED.value)
 
 
-def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str]) -> ChunkResult:
-    """Turn these inputs of the manifest into documents and record every outcome.
+def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
+                  io_ticket: int | None = None) -> ChunkResult:
+    """Turn these inputs of the manifest into documents and record every outcome; the reads wait
+    in the I/O pool's line at `io_ticket` (taken when the chunk was submitted), if given.
 
     A chunk of a batch cancelled meanwhile does nothing: its inputs stay PENDING (not reached).
     """
@@ -306,7 +310,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     if kind == "object" and ctx.extractor.needs_content(mappings):
-        contents = _fetch_contents(records, ctx.buckets)
+        contents = _fetch_contents(records, ctx.buckets, io_ticket)
         transient = [e for e in contents.values() if isinstance(e, TransientError)]
         if transient:
             raise transient[0]  # nothing written yet: the chunk task may be retried whole

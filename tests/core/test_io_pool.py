@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 
-from tierflow.storage import _CallOrderPool
+from tierflow.storage import _CallOrderPool, io_ticket
 
 WAIT_SECONDS = 60
 
@@ -42,3 +42,32 @@ def test_results_come_back_in_the_order_of_the_items_and_errors_reach_the_caller
     failed = Future()
     pool._queue.put((0, 0, lambda _: 1 / 0, None, failed))
     assert isinstance(failed.exception(timeout=WAIT_SECONDS), ZeroDivisionError)
+
+
+def test_a_call_made_with_an_earlier_ticket_goes_before_calls_made_before_it():
+    # A tier's first chunk takes its ticket when submitted; its thread may reach its reads after
+    # those of chunks submitted after it, and must still be served first.
+    pool = _CallOrderPool(1)
+    busy, release = threading.Event(), threading.Event()
+
+    def hold(_: object) -> None:
+        busy.set()
+        assert release.wait(WAIT_SECONDS)
+
+    first = io_ticket()
+    holder = threading.Thread(target=pool.map, args=(hold, [None]))
+    holder.start()
+    assert busy.wait(WAIT_SECONDS)
+    served: list[str] = []
+    late = threading.Thread(target=pool.map, args=(served.append, ["second-0", "second-1"]))
+    late.start()  # takes its place now, after `first`
+    while pool._queue.qsize() < 2:  # its requests are queued (no sleep: they are counted)
+        threading.Event().wait(0.001)
+    early = threading.Thread(target=pool.map, args=(served.append, ["first-0", "first-1"]), kwargs={"ticket": first})
+    early.start()
+    while pool._queue.qsize() < 4:
+        threading.Event().wait(0.001)
+    release.set()
+    for thread in (holder, late, early):
+        thread.join(WAIT_SECONDS)
+    assert served == ["first-0", "first-1", "second-0", "second-1"]

@@ -180,13 +180,22 @@ class _ChunkRun:
 
 
 @pytest.fixture
-def chunk_tasks(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[str], _ChunkRun]]:
-    """The chunks a `_ChunkRuns` submits, as (input ids, run), without Prefect or a catalog."""
+def chunk_tickets() -> list[int]:
+    return []
+
+
+@pytest.fixture
+def chunk_tasks(monkeypatch: pytest.MonkeyPatch, chunk_tickets: list[int]) -> list[tuple[list[str], _ChunkRun]]:
+    """The chunks a `_ChunkRuns` submits, as (input ids, run), without Prefect or a catalog; their
+    places in the I/O pool's line go to `chunk_tickets`."""
     submitted: list[tuple[list[str], _ChunkRun]] = []
+    tickets = chunk_tickets
 
     class _Task:
         @staticmethod
-        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]]) -> _ChunkRun:
+        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]],
+                   io_ticket: int) -> _ChunkRun:
+            tickets.append(io_ticket)
             submitted.append((input_ids.unquote(), _ChunkRun()))
             return submitted[-1][1]
 
@@ -210,6 +219,14 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
     assert [ids for _, ids, _ in runs.runs.values()] == [["obj_3"]]
     # The tier below hears of both: what the failed chunk wrote before failing may be there.
     assert list(feed._ready) == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
+
+
+def test_each_chunk_takes_its_place_for_reads_when_the_tier_submits_it(chunk_tasks, chunk_tickets):
+    # Their threads may reach their reads in any order; the pool serves them in this one.
+    runs = tier_flow._ChunkRuns("btch_x", 0, 20, None, limit=8)
+    runs.add("col_a", [f"obj_{n}" for n in range(62)])  # a first chunk of 2, then three of 20
+    assert [len(ids) for ids, _ in chunk_tasks] == [2, 20, 20, 20]
+    assert chunk_tickets == sorted(set(chunk_tickets))
 
 
 def test_the_collector_is_set_once_per_process(monkeypatch):
