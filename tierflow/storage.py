@@ -201,8 +201,8 @@ def io_ticket() -> int:
     order the tier submitted the chunks, not in the order their threads happened to reach their
     reads. The tier's small first chunk (`ChunkCutter`) starts in a thread beside three of full
     size; when one of those reached its reads first, the first chunk's 20 reads waited behind its
-    200 and the first document came after 2 s instead of 0.9 s (a third of the 10,000-object
-    triggers of bench/pipeline.py in one series).
+    200, and the first document came after 1.5 to 2.5 s instead of about 1 s (6 of 24 single
+    10,000-object triggers of bench/pipeline.py's workload; none of 8 with tickets).
     """
     return next(_tickets)
 
