@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 
 from tierflow.storage import _CallOrderPool, io_ticket
 
 WAIT_SECONDS = 60
 
 
-def test_requests_of_an_earlier_call_go_before_those_of_a_later_one():
-    pool = _CallOrderPool(1)
+@contextmanager
+def _occupied(pool: _CallOrderPool) -> Iterator[None]:
+    """The pool's only thread held for the block, so what the block asks for queues up; released,
+    and its call finished, on leaving."""
     busy, release = threading.Event(), threading.Event()
 
     def hold(_: object) -> None:
@@ -20,19 +24,33 @@ def test_requests_of_an_earlier_call_go_before_those_of_a_later_one():
 
     holder = threading.Thread(target=pool.map, args=(hold, [None]))
     holder.start()
-    assert busy.wait(WAIT_SECONDS)  # the only thread is taken: what follows queues up
+    assert busy.wait(WAIT_SECONDS)
+    try:
+        yield
+    finally:
+        release.set()
+        holder.join(WAIT_SECONDS)
+
+
+def _until_queued(pool: _CallOrderPool, count: int) -> None:
+    """Return once `count` requests wait in the pool's queue (they are counted, not waited for)."""
+    while pool._queue.qsize() < count:
+        threading.Event().wait(0.001)
+
+
+def test_requests_of_an_earlier_call_go_before_those_of_a_later_one():
+    pool = _CallOrderPool(1)
     served: list[str] = []
     later = [Future() for _ in range(2)]
     earlier = [Future() for _ in range(2)]
-    # A later call's requests queued before an earlier call's: the earlier call still goes first.
-    for index, future in enumerate(later):
-        pool._queue.put((7, index, served.append, f"later-{index}", future))
-    for index, future in enumerate(earlier):
-        pool._queue.put((3, index, served.append, f"earlier-{index}", future))
-    release.set()
+    with _occupied(pool):
+        # A later call's requests queued before an earlier call's: the earlier call still goes first.
+        for index, future in enumerate(later):
+            pool._queue.put((7, index, served.append, f"later-{index}", future))
+        for index, future in enumerate(earlier):
+            pool._queue.put((3, index, served.append, f"earlier-{index}", future))
     for future in [*earlier, *later]:
         future.result(timeout=WAIT_SECONDS)
-    holder.join(WAIT_SECONDS)
     assert served == ["earlier-0", "earlier-1", "later-0", "later-1"]
 
 
@@ -48,26 +66,16 @@ def test_a_call_made_with_an_earlier_ticket_goes_before_calls_made_before_it():
     # A tier's first chunk takes its ticket when submitted; its thread may reach its reads after
     # those of chunks submitted after it, and must still be served first.
     pool = _CallOrderPool(1)
-    busy, release = threading.Event(), threading.Event()
-
-    def hold(_: object) -> None:
-        busy.set()
-        assert release.wait(WAIT_SECONDS)
-
-    first = io_ticket()
-    holder = threading.Thread(target=pool.map, args=(hold, [None]))
-    holder.start()
-    assert busy.wait(WAIT_SECONDS)
     served: list[str] = []
-    late = threading.Thread(target=pool.map, args=(served.append, ["second-0", "second-1"]))
-    late.start()  # takes its place now, after `first`
-    while pool._queue.qsize() < 2:  # its requests are queued (no sleep: they are counted)
-        threading.Event().wait(0.001)
-    early = threading.Thread(target=pool.map, args=(served.append, ["first-0", "first-1"]), kwargs={"ticket": first})
-    early.start()
-    while pool._queue.qsize() < 4:
-        threading.Event().wait(0.001)
-    release.set()
-    for thread in (holder, late, early):
+    first = io_ticket()
+    with _occupied(pool):
+        late = threading.Thread(target=pool.map, args=(served.append, ["second-0", "second-1"]))
+        late.start()  # takes its place now, after `first`
+        _until_queued(pool, 2)
+        early = threading.Thread(target=pool.map, args=(served.append, ["first-0", "first-1"]),
+                                 kwargs={"ticket": first})
+        early.start()
+        _until_queued(pool, 4)
+    for thread in (late, early):
         thread.join(WAIT_SECONDS)
     assert served == ["first-0", "first-1", "second-0", "second-1"]

@@ -189,13 +189,12 @@ def chunk_tasks(monkeypatch: pytest.MonkeyPatch, chunk_tickets: list[int]) -> li
     """The chunks a `_ChunkRuns` submits, as (input ids, run), without Prefect or a catalog; their
     places in the I/O pool's line go to `chunk_tickets`."""
     submitted: list[tuple[list[str], _ChunkRun]] = []
-    tickets = chunk_tickets
 
     class _Task:
         @staticmethod
         def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]],
                    io_ticket: int) -> _ChunkRun:
-            tickets.append(io_ticket)
+            chunk_tickets.append(io_ticket)
             submitted.append((input_ids.unquote(), _ChunkRun()))
             return submitted[-1][1]
 
