@@ -94,7 +94,7 @@ def s3_client(endpoint_url: str | None, region: str | None) -> BaseClient:
         if client is None:
             settings = get_settings()
             config = Config(
-                retries={"mode": "standard", "max_attempts": settings.s3_max_attempts},
+                retries={"mode": "standard", "total_max_attempts": settings.s3_max_attempts},
                 max_pool_connections=settings.io_concurrency + settings.chunk_concurrency,
                 s3={"addressing_style": "path"} if endpoint_url else {},
             )
