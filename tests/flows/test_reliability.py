@@ -120,8 +120,8 @@ def test_s3_throttling_is_retried_until_it_passes(flows, tmp_path, monkeypatch):
         put_text(flows, f"notes/{name}.txt", "one two")
     apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
     client = s3_client(None, None)
-    # Three refusals: botocore's two attempts absorb one, then a GET gives up and the chunk task
-    # is retried by Prefect (nothing of the chunk was written), and the third is absorbed again.
+    # Three refusals: the presigned GET and botocore's two attempts take them, so that GET gives
+    # up and the chunk task is retried by Prefect (nothing of the chunk was written).
     calls = _failing_gets(client, [503, 503, 503])
     response = trigger("rel", "chunks")
     assert batch_view(response["batch_id"])["status"] == "COMPLETED"
@@ -146,23 +146,19 @@ def test_a_missing_key_fails_its_input_once_without_retries(flows, tmp_path):
     put_text(flows, "notes/a.txt", "one two")
     apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
     client = s3_client(None, None)
+
+    def vanish(request, **_):  # the file went away between discovery and processing
+        flows.delete_object(Bucket="tierflow-test", Key="notes/a.txt")
+
+    client.meta.events.register("before-send.s3.GetObject", vanish)
     calls = _failing_gets(client, [])
-    original = client.get_object
-
-    def vanished(**kwargs):  # the file went away between discovery and processing
-        flows.delete_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"])
-        return original(**kwargs)
-
-    client.get_object = vanished
-    try:
-        response = trigger("rel", "chunks")
-    finally:
-        del client.get_object
+    response = trigger("rel", "chunks")
     view = batch_view(response["batch_id"])
     assert view["status"] == "FAILED" and audit_of(response)["failed"] == 1
     error = view["failed_inputs"][0]["error"]
     assert error["category"] == "dependency" and "no such key" in error["message"] and not error["transient"]
-    assert len(calls) == 1
+    presigned = [url for url in calls if "X-Amz-Signature=" in url]
+    assert len(presigned) == 1 and len(calls) == 2  # its presigned GET, then botocore's, neither retried
 
 
 def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3, catalog, tmp_path):

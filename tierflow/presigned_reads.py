@@ -1,0 +1,106 @@
+"""Object reads through a presigned URL on a plain urllib3 pool: the GET botocore would send, for
+about 30% less processor time.
+
+A tier reads every object it processes, and a flow's process holds the interpreter lock most of
+the time (bench/pipeline.py), so the processor time of one GET is throughput. From 16 threads
+against moto's server, botocore's GetObject of a small object took 1.54 ms of it (its event
+chain, a prepared request, the response parsed against the operation's model of some fifty
+headers); presigning the same request (0.15 ms) and sending it with urllib3 took 1.09 ms in all
+(bench/reads.py).
+
+Only the plain success is used from here: a 200 and its body. Anything else (an error answer, a
+redirect to another region, throttling, a broken connection) is asked again of botocore by the
+caller (`tierflow.storage.read_object`), whose retries and error answers then apply as if this
+module did not exist. So:
+
+- botocore's `before-send` event is still emitted with the request, so whatever answers requests
+  there (moto's in-process S3, a recorder) answers these too;
+- the body is returned as stored (`decode_content=False`, as botocore does: an object stored with
+  `Content-Encoding: gzip` stays gzip) and urllib3 checks its length against `Content-Length`;
+  S3's optional checksums are not asked for (botocore asks for them and checks them);
+- the path is not taken through a proxy (botocore's proxy settings are not repeated here), and is
+  given up for the client, with one warning, after a connection error, or when botocore reads an
+  object whose presigned GET was refused with a 4xx (a store that takes no presigned GETs would
+  otherwise cost two requests per object). `TIERFLOW_S3_PRESIGNED_READS=false` turns it off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import urllib3
+from botocore.awsrequest import AWSRequest
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError
+from botocore.httpsession import get_cert_path
+
+_log = logging.getLogger(__name__)
+
+_EXPIRES_SECONDS = 900
+"""A presigned URL is used at once; this only has to outlast a slow connection attempt."""
+
+
+def proxied(client: BaseClient) -> bool:
+    """True when requests of this client may go through a proxy (its config or `*_PROXY`)."""
+    environment = {scheme for scheme in urllib.request.getproxies() if scheme != "no"}
+    return bool(client.meta.config.proxies or environment)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the store answered a presigned GET: its status, body and headers."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+
+
+class PresignedReader:
+    """GETs for one botocore client, on a connection pool of its own sized like the client's."""
+
+    def __init__(self, client: BaseClient, *, ca_bundle: str | None) -> None:
+        config = client.meta.config
+        self._client = client
+        self._event = f"before-send.{client.meta.service_model.service_id.hyphenize()}.GetObject"
+        self._pool = urllib3.PoolManager(
+            maxsize=config.max_pool_connections,
+            timeout=urllib3.Timeout(connect=config.connect_timeout, read=config.read_timeout),
+            retries=False,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=ca_bundle or get_cert_path(True),
+        )
+        self.enabled = True
+        self._giving_up = threading.Lock()
+
+    def get(self, bucket: str, key: str) -> Answer | None:
+        """The store's answer to a presigned GET of `s3://bucket/key`; None when none was had
+        (the path is off, the URL could not be signed, the connection failed)."""
+        if not self.enabled:
+            return None
+        try:
+            url = self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=_EXPIRES_SECONDS)
+        except BotoCoreError:  # no credentials, say: botocore's own path words the error
+            return None
+        _, answered = self._client.meta.events.emit_until_response(
+            self._event, request=AWSRequest(method="GET", url=url).prepare())
+        if answered is not None:
+            return Answer(answered.status_code, answered.content, answered.headers)
+        try:
+            response = self._pool.request("GET", url, redirect=False, decode_content=False)
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            self.give_up(f"a presigned GET of s3://{bucket}/{key} failed ({error})")
+            return None
+        return Answer(response.status, response.data, response.headers)
+
+    def give_up(self, reason: str) -> None:
+        """Leave every later read of this client to botocore, and say why once."""
+        with self._giving_up:
+            if not self.enabled:
+                return
+            self.enabled = False
+            _log.warning("Reading objects through botocore from now on: %s", reason)
