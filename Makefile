@@ -26,7 +26,8 @@ test: $(STAMP)
 # About fifteen minutes on two cores. bench/pipeline.py --large adds 100,000 objects (most of an hour).
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
-	$(BIN)/python bench/pipeline.py --objects 1000 10000
+	$(BIN)/python bench/reads.py
+	$(BIN)/python bench/pipeline.py --objects 1000 2000 10000
 	$(BIN)/python bench/scale_out.py
 
 serve-flows: $(STAMP)

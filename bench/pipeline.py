@@ -326,6 +326,19 @@ def _wait_for_port(port: int) -> None:
             time.sleep(0.1)
 
 
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    """Moto's S3 server in a process of its own on a free port, once it accepts connections."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+    except OSError:
+        server.terminate()
+        raise
+    return server, f"http://127.0.0.1:{port}"
+
+
 def main() -> None:
     global PREFIX
     for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
@@ -352,13 +365,8 @@ def main() -> None:
             endpoint = args.endpoint
             os.environ["TIERFLOW_BENCH_PREFIX"] = PREFIX = f"bench-{count}-{int(time.time())}/"
         else:
-            port = free_port()
-            server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            endpoint = f"http://127.0.0.1:{port}"
+            server, endpoint = start_moto()
         try:
-            if server is not None:
-                _wait_for_port(int(endpoint.rsplit(":", 1)[1]))
             seed(endpoint, count)
             row: dict[str, Any] = {"objects": count}
             contenders = [c for c in args.contenders if not (c == "naive" and count > args.skip_naive_above)]
