@@ -5,12 +5,14 @@
 
 Each round reads every object once each way from `--threads` threads (tierflow's I/O pool size).
 Prints, as medians over the rounds: wall seconds, this process's processor time per GET, and
-(for moto's server, started here unless --endpoint is given) the store's processor time per GET.
+(for moto's server, started here unless --endpoint is given) the store's processor time per GET;
+writes bench/results/reads.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -80,6 +82,13 @@ def main() -> None:
         print(f"{way:<10} {wall:>7.2f} {cpu / args.objects * 1000:>15.2f} {store_ms:>17}")
     (wall_b, cpu_b, _), (wall_p, cpu_p, _) = medians["botocore"], medians["presigned"]
     print(f"presigned / botocore: own CPU {cpu_p / cpu_b:.2f}x, wall {wall_p / wall_b:.2f}x")
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "reads.json").write_text(json.dumps({
+        "objects": args.objects, "rounds": args.rounds, "threads": args.threads,
+        "medians": {way: dict(zip(("wall_s", "own_cpu_s", "store_cpu_s"), m, strict=True))
+                    for way, m in medians.items()},
+        "own_cpu_ratio": cpu_p / cpu_b, "wall_ratio": wall_p / wall_b}, indent=2))
 
 
 if __name__ == "__main__":
