@@ -13,6 +13,7 @@ import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 
+from tests.utils.s3_answers import s3_error
 from tierflow.settings import get_settings
 from tierflow.storage import StorageError, StoredFile, forget_clients, read_object, s3_client
 
@@ -96,16 +97,6 @@ def test_a_connection_error_hands_the_client_to_botocore_for_good(served, monkey
     assert "s3://tierflow-test/a" in caplog.text and "through botocore from now on" in caplog.text
 
 
-class _Raw:
-    """The raw body botocore reads an answer from."""
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._body
-
-
 def test_a_store_that_refuses_presigned_gets_is_read_through_botocore_for_good(served, caplog):
     client = s3_client(served, None)
     client.put_object(Bucket=BUCKET, Key="a", Body=b"one")
@@ -113,7 +104,7 @@ def test_a_store_that_refuses_presigned_gets_is_read_through_botocore_for_good(s
 
     def refuse_presigned(request: Any, **_: Any) -> AWSResponse | None:
         if "X-Amz-Signature=" in request.url:
-            return AWSResponse(request.url, 403, {}, _Raw(b"<Error><Code>AccessDenied</Code></Error>"))
+            return s3_error(request.url, 403, "AccessDenied")
         return None
 
     sent = _sends(client)  # before the refusal, which ends the event

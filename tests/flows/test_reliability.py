@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from flows.trigger import trigger_collection
 from tests.utils.factories import (
@@ -20,6 +19,7 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
+from tests.utils.s3_answers import s3_error
 from tierflow.batches import batch_view
 from tierflow.browse import list_collection_documents
 from tierflow.models.trigger import TriggerRequest
@@ -96,19 +96,11 @@ def _failing_gets(client, answers: list[int]) -> list[str]:
         calls.append(request.url)
         if answers:
             status = answers.pop(0)
-            return AWSResponse(request.url, status, {}, _Raw(b"<Error><Code>SlowDown</Code></Error>"))
+            return s3_error(request.url, status, "SlowDown")
         return None
 
     client.meta.events.register("before-send.s3.GetObject", maybe_fail)
     return calls
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-
-    def stream(self, **_):
-        yield self._body
 
 
 def test_s3_throttling_is_retried_until_it_passes(flows, tmp_path, monkeypatch):
