@@ -23,7 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
-# About fifteen minutes on two cores. bench/pipeline.py --large adds 100,000 objects (most of an hour).
+# About seven minutes on two cores (7 min 17 s on a fresh clone). bench/pipeline.py --large adds 100,000
+# objects (about twenty minutes, half of it seeding moto).
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
 	$(BIN)/python bench/reads.py
