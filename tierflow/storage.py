@@ -179,14 +179,13 @@ class _CallOrderPool:
             except BaseException as error:  # handed to the caller, as an executor would
                 future.set_exception(error)
 
-    def map(self, func: Callable[[Any], T], items: list[Any], ticket: int | None = None) -> list[T]:
-        """`func(item)` for each item, by these threads; the results in the order of `items`.
-        Served in the place of `ticket` (`io_ticket`) if given, else in the place this call takes now."""
-        call = next(_tickets) if ticket is None else ticket
+    def map(self, func: Callable[[Any], T], items: list[Any], ticket: int) -> list[T]:
+        """`func(item)` for each item, by these threads, served in the place of `ticket`
+        (`io_ticket`); the results in the order of `items`."""
         futures: list[Future[T]] = []
         for index, item in enumerate(items):
             futures.append(Future())
-            self._queue.put((call, index, func, item, futures[-1]))
+            self._queue.put((ticket, index, func, item, futures[-1]))
         return [future.result() for future in futures]
 
 
@@ -232,7 +231,8 @@ def run_concurrently(func: Callable[[str], T], keys: Iterable[str], *,
 
     if len(keys) <= 1:
         return {k: guarded(k) for k in keys}
-    return dict(zip(keys, _io_pool().map(guarded, keys, ticket), strict=True))
+    place = io_ticket() if ticket is None else ticket
+    return dict(zip(keys, _io_pool().map(guarded, keys, place), strict=True))
 
 
 def head_object(client: BaseClient, bucket: str, key: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ def _occupied(pool: _CallOrderPool) -> Iterator[None]:
         busy.set()
         assert release.wait(WAIT_SECONDS)
 
-    holder = threading.Thread(target=pool.map, args=(hold, [None]))
+    holder = threading.Thread(target=pool.map, args=(hold, [None], io_ticket()))
     holder.start()
     assert busy.wait(WAIT_SECONDS)
     try:
@@ -56,7 +56,7 @@ def test_requests_of_an_earlier_call_go_before_those_of_a_later_one():
 
 def test_results_come_back_in_the_order_of_the_items_and_errors_reach_the_caller():
     pool = _CallOrderPool(4)
-    assert pool.map(lambda n: n * n, list(range(20))) == [n * n for n in range(20)]
+    assert pool.map(lambda n: n * n, list(range(20)), io_ticket()) == [n * n for n in range(20)]
     failed = Future()
     pool._queue.put((0, 0, lambda _: 1 / 0, None, failed))
     assert isinstance(failed.exception(timeout=WAIT_SECONDS), ZeroDivisionError)
@@ -69,7 +69,7 @@ def test_a_call_made_with_an_earlier_ticket_goes_before_calls_made_before_it():
     served: list[str] = []
     first = io_ticket()
     with _occupied(pool):
-        late = threading.Thread(target=pool.map, args=(served.append, ["second-0", "second-1"]))
+        late = threading.Thread(target=pool.map, args=(served.append, ["second-0", "second-1"], io_ticket()))
         late.start()  # takes its place now, after `first`
         _until_queued(pool, 2)
         early = threading.Thread(target=pool.map, args=(served.append, ["first-0", "first-1"]),
