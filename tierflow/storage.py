@@ -111,7 +111,8 @@ def s3_client(endpoint_url: str | None, region: str | None) -> BaseClient:
                 "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1", config=config
             )
             if settings.s3_presigned_reads and not proxied(client):
-                _readers[client] = PresignedReader(client, ca_bundle=session.get_config_variable("ca_bundle"))
+                _readers[client] = PresignedReader(client, credentials=session.get_credentials(),
+                                                   ca_bundle=session.get_config_variable("ca_bundle"))
         return client
 
 

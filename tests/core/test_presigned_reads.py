@@ -6,14 +6,20 @@ from __future__ import annotations
 import gzip
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
+from unittest import mock
 
+import boto3
+import botocore.session
 import pytest
 import urllib3
 from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
+from botocore.config import Config
 
 from tests.utils.s3_answers import s3_error
+from tierflow.presigned_reads import PresignedReader
 from tierflow.settings import get_settings
 from tierflow.storage import StorageError, StoredFile, forget_clients, read_object, s3_client
 
@@ -140,3 +146,58 @@ def test_every_read_goes_through_botocore_behind_a_proxy_or_when_turned_off(serv
     sent = _sends(client)
     assert read_object(client, BUCKET, "a").body == b"one"
     assert len(sent) == 1 and not _presigned(sent)
+
+
+KEYS = ["a.txt", "dir/a b+c%~é.txt", "//x//y", "/lead", "q?x=1#f", "ü/日本語", "a&b=c;d", "x" * 300, "a/./b/../c"]
+
+
+@pytest.mark.parametrize(("endpoint", "addressing"), [
+    ("http://127.0.0.1:9000", "path"), (None, "auto"), (None, "virtual"), (None, "path")])
+@pytest.mark.parametrize("token", [None, "session/token+="])
+def test_a_key_is_signed_into_the_url_botocore_would_give(endpoint, addressing, token):
+    session = botocore.session.get_session()
+    session.set_credentials("AKIDEXAMPLE", "secret/key+", token)
+    client = boto3.session.Session(botocore_session=session).client(
+        "s3", endpoint_url=endpoint, region_name="eu-west-1",
+        config=Config(signature_version="s3v4", s3={"addressing_style": addressing}))
+    reader = PresignedReader(client, credentials=session.get_credentials(), ca_bundle=None)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=datetime(2026, 11, 30, 12, 0, 0)):
+        for bucket in ("tierflow-test", "a.dotted.bucket"):
+            for key in KEYS:
+                expected = client.generate_presigned_url(
+                    "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=900)
+                assert reader.presign(bucket, key) == expected
+
+
+def test_botocore_presigns_once_per_bucket_and_again_after_an_answer_but_a_200(served, monkeypatch):
+    client = s3_client(served, None)
+    for key in ("a", "b", "c"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+    presigned: list[str] = []
+    presign = client.generate_presigned_url
+    monkeypatch.setattr(client, "generate_presigned_url",
+                        lambda operation, Params, **kw: presigned.append(Params["Key"]) or presign(operation, Params, **kw))
+    assert [read_object(client, BUCKET, k).body for k in ("a", "b")] == [b"a", b"b"]
+    assert len(presigned) == 1  # one URL per bucket; each key is signed from it
+    with pytest.raises(StorageError, match="no such key"):
+        read_object(client, BUCKET, "missing")
+    assert read_object(client, BUCKET, "c").body == b"c"
+    assert len(presigned) == 2  # learned again after the 404: the bucket may have moved
+
+
+def test_a_bucket_whose_url_is_not_plain_sigv4_query_signing_is_presigned_by_botocore_per_key(served, monkeypatch):
+    client = s3_client(served, None)
+    for key in ("a", "b"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=key.encode())
+    presign = client.generate_presigned_url
+    asked: list[str] = []
+
+    def with_a_parameter_of_another_signer(operation: str, Params: dict[str, str], **kw: Any) -> str:
+        asked.append(Params["Key"])
+        return f"{presign(operation, Params, **kw)}&X-Amz-S3session-Token=t"
+
+    monkeypatch.setattr(client, "generate_presigned_url", with_a_parameter_of_another_signer)
+    sent = _sends(client)
+    assert [read_object(client, BUCKET, k).body for k in ("a", "b")] == [b"a", b"b"]
+    assert asked == ["k", "a", "b"]  # the probe, then botocore for each key
+    assert len(sent) == 2 and all(url.endswith("&X-Amz-S3session-Token=t") for url in sent)
