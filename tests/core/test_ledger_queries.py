@@ -123,12 +123,3 @@ def test_a_selection_that_finds_nothing_new_leaves_the_writers_alone(catalog, tw
         writer.rollback()
         writer.close()
     assert held == 3
-
-
-def test_a_lower_tiers_last_selection_reads_the_batchs_documents_from_the_index_alone(catalog, two_tiers, sent):
-    # It runs once the tier above has closed, over every document that tier wrote in the batch
-    # (a million at 100,000 objects): reading each one's table row for its id took seconds.
-    select_tier_inputs(batch_id=two_tiers.batch_id, tier_num=1)
-    (asked,) = [(s, p) for s, p in sent if "NOT IN (SELECT batch_inputs.input_id" in s]
-    plan = _plan(catalog, *asked)
-    assert "SEARCH documents USING COVERING INDEX ix_documents_collection_batch (collection_id=? AND batch_id=?)" in plan

@@ -104,9 +104,7 @@ documents = Table(
     Column("fields", JsonType, nullable=False),
     Column("lineage", JsonType, nullable=False),
     *_stamps(),
-    # With the id, a lower tier's last selection reads the batch's documents from this index alone
-    # (migration 0004).
-    Index("ix_documents_collection_batch", "collection_id", "batch_id", "document_id"),
+    Index("ix_documents_collection_batch", "collection_id", "batch_id"),
     Index("ix_documents_source", "collection_id", "source_id"),
 )
 
