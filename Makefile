@@ -23,8 +23,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
-# About seven minutes on two cores (7 min 17 s on a fresh clone). bench/pipeline.py --large adds 100,000
-# objects (about twenty minutes, half of it seeding moto).
+# About seven minutes on two cores (6 min 41 s on a fresh clone). bench/pipeline.py --large adds 100,000
+# objects (about fifteen minutes with its 10,000-object run, a fifth of it seeding moto).
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
 	$(BIN)/python bench/reads.py

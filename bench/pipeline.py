@@ -351,7 +351,7 @@ def main() -> None:
         os.environ.setdefault(name, value)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10_000])
-    parser.add_argument("--large", action="store_true", help="also run 100,000 objects (about twenty minutes)")
+    parser.add_argument("--large", action="store_true", help="also run 100,000 objects (about fifteen minutes)")
     parser.add_argument("--contenders", nargs="+", default=["handwritten", "tierflow", "naive"],
                         choices=["handwritten", "tierflow", "naive"])
     parser.add_argument("--repeat", type=int, default=1,
