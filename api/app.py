@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.limits import BodyLimit
 from api.models import ErrorResponse
 from api.routes import batches, buckets, collections, namespaces
 
-_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 422, 500)}
+_ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 500)}
 
 
 def create_app() -> FastAPI:
@@ -24,4 +25,5 @@ def create_app() -> FastAPI:
     for module in (namespaces, buckets, collections, batches):
         app.include_router(module.router)
     install_error_handlers(app)
+    app.add_middleware(BodyLimit)
     return app

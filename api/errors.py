@@ -22,7 +22,7 @@ from tierflow.errors import TierflowError, ValidationError
 log = logging.getLogger("tierflow.api")
 
 _TYPES = {400: "BadRequestError", 401: "UnauthorizedError", 403: "ForbiddenError", 404: "NotFoundError",
-          409: "AlreadyExistsError", 422: "ValidationError", 500: "InternalServerError"}
+          409: "AlreadyExistsError", 413: "PayloadTooLargeError", 422: "ValidationError", 500: "InternalServerError"}
 
 
 def error_body(status: int, type_name: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

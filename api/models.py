@@ -39,7 +39,8 @@ class BatchListRequest(Page):
 class RetryRequest(Strict):
     retry_mode: Literal["transient_only", "all"] = Field(
         default="all", description="Retry every failed input, or only those that failed transiently.")
-    tier_nums: list[int] | None = Field(default=None, description="Only these tiers (default: every tier).")
+    tier_nums: list[int] | None = Field(default=None, max_length=64,
+                                        description="Only these tiers (default: every tier).")
 
 
 class Pagination(BaseModel):

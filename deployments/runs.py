@@ -168,8 +168,10 @@ async def read_task(task_id: str) -> dict[str, Any]:
         if tier_num is not None:
             additional["tier_num"] = tier_num
     error = None
-    if status == "FAILED" and run.state is not None:
-        error = {"message": run.state.message or "the run failed"}
+    if status == "FAILED":
+        # The batch's reason, never Prefect's state message: that one quotes the raw exception.
+        reason = (batch["error_summary"] or {}).get("message") if batch is not None and tier_num is None else None
+        error = {"message": reason or "the run failed; the batch's failed_inputs and the server's log say why"}
     return {
         "task_id": task_id,
         "task_type": "engine_feature_extractor_run" if tier_num is not None else "api_collections_trigger",

@@ -12,16 +12,20 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import uvicorn
 
 from deployments.serve import serve_deployments
 from tierflow.errors import TierflowError
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """The Prefect API to use: `PREFECT_API_URL`, or a local one for the duration of the block."""
+    """The Prefect API to use: `PREFECT_API_URL`, or a local one, on loopback only, for the
+    duration of the block."""
     url = os.environ.get("PREFECT_API_URL")
     if url:
         yield url
@@ -31,6 +35,9 @@ def prefect_api() -> Iterator[str]:
 
     server = SubprocessASGIServer()
     server.start(timeout=120)
+    if urlsplit(server.api_url).hostname not in LOOPBACK:
+        server.stop()  # anyone who reaches a Prefect API can run tierflow's deployments
+        raise TierflowError(f"Prefect's local API came up on {server.api_url}, not on loopback: set PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the flow-run processes
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):

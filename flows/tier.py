@@ -40,14 +40,13 @@ from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
 from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
-from tierflow.errors import TierflowError, is_transient
+from tierflow.errors import is_transient, public_message
 from tierflow.selection import select_new_inputs
 from tierflow.storage import io_ticket
 
 
 def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
-    message = error.message if isinstance(error, TierflowError) else str(error) or type(error).__name__
-    return {"category": "network" if is_transient(error) else "runtime", "message": message,
+    return {"category": "network" if is_transient(error) else "runtime", "message": public_message(error),
             "transient": is_transient(error), "tier": tier_num, "scope": "chunk"}
 
 

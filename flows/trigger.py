@@ -24,6 +24,7 @@ from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tasks.feeds import TierFeed, batch_feeds, feed_into, start_line
 from tierflow.batches import batch_view
+from tierflow.errors import public_message
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
 from tierflow.summary import batch_markdown
@@ -122,7 +123,7 @@ async def _run_batch(namespace: str, collection: str, request: TriggerRequest, b
     if batch_id is None:
         plan = plan_batch(namespace, collection, request, task_id)
     else:
-        plan = adopt_batch(batch_id, task_id)
+        plan = adopt_batch(batch_id, task_id, namespace)
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
     try:
         if not plan.resumed and not plan.streams_discovery:
@@ -133,7 +134,7 @@ async def _run_batch(namespace: str, collection: str, request: TriggerRequest, b
             select_inputs(plan.batch_id, 0)
         await _run_tiers(plan, discover=plan.streams_discovery)
     except BaseException as error:
-        finish_batch(plan.batch_id, failure=str(error) or type(error).__name__)
+        finish_batch(plan.batch_id, failure=public_message(error))  # the run's log has the whole error
         raise
     response = finish_batch(plan.batch_id)
     await acreate_markdown_artifact(

@@ -17,9 +17,9 @@ def plan_batch(namespace: str, collection: str, request: TriggerRequest, task_id
 
 
 @task(name="adopt-batch")
-def adopt_batch(batch_id: str, task_id: str) -> planning.BatchPlan:
-    """Take over a batch the REST API planned before starting this run."""
-    return planning.adopt_batch(batch_id=batch_id, task_id=task_id)
+def adopt_batch(batch_id: str, task_id: str, namespace: str) -> planning.BatchPlan:
+    """Take over a batch of `namespace` that the REST API planned before starting this run."""
+    return planning.adopt_batch(batch_id=batch_id, task_id=task_id, namespace=namespace)
 
 
 @task(name="select-inputs", task_run_name="select-inputs-tier-{tier_num}")

@@ -288,7 +288,7 @@ class ChunkCutter:
         """Take these inputs; return the chunks they complete."""
         buffer = self._open.setdefault(collection_id, [])
         buffer.extend(input_ids)
-        full = []
+        full: list[tuple[str, list[str]]] = []
         while True:
             size = self.size if collection_id in self._started else self.first_size
             if len(buffer) < size:

@@ -1,4 +1,7 @@
-"""Reading back what the catalog holds: filtered, paginated listings of documents and objects."""
+"""Reading back what the catalog holds: filtered, paginated listings of documents and objects.
+
+The filters are the caller's, so each listing runs under `TIERFLOW_QUERY_TIMEOUT_SECONDS`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from sqlalchemy.orm import Session
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
-from tierflow.catalog.engine import open_session
+from tierflow.catalog.engine import open_session, time_limit
 from tierflow.filters import Node, parse_filter
 from tierflow.settings import get_settings
 
@@ -47,9 +50,11 @@ def list_bucket_objects(*, namespace: str, bucket: str, filters: Any, limit: int
 def _page(namespace: str, filters: Any, limit: int, offset: int, fetch: Fetch) -> dict[str, Any]:
     """Parse the filter, resolve the namespace, fetch one page and describe it."""
     where = parse_filter(filters, where="filters")
-    with open_session(get_settings().database_url) as session:
+    settings = get_settings()
+    with open_session(settings.database_url) as session:
         ns = resources.get_namespace(session, identifier=namespace)
-        results, total = fetch(session, ns["namespace_id"], where)
+        with time_limit(session, settings.query_timeout_seconds):
+            results, total = fetch(session, ns["namespace_id"], where)
     return page_of(results, total=total, limit=limit, offset=offset)
 
 

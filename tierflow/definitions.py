@@ -19,9 +19,11 @@ from sqlalchemy.orm import Session
 
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.grants import granted_locations
 from tierflow.dag import find_cycle
 from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError, TierflowError, ValidationError
 from tierflow.extractors import check_parameters, get_extractor
+from tierflow.grants import granted_binding
 from tierflow.models.definitions import BucketSpec, CollectionSpec, NamespaceSpec
 from tierflow.settings import get_settings
 
@@ -121,10 +123,20 @@ def create_namespace(session: Session, *, spec: NamespaceSpec) -> dict[str, Any]
     return resources.put_namespace(session, name=spec.namespace_name, description=spec.description)[0]
 
 
-def create_bucket(session: Session, *, namespace_id: str, spec: BucketSpec) -> dict[str, Any]:
-    """A new bucket; AlreadyExistsError when the namespace has one of that name."""
+def create_bucket(session: Session, *, namespace_id: str, spec: BucketSpec, tenant: bool = False) -> dict[str, Any]:
+    """A new bucket; AlreadyExistsError when the namespace has one of that name.
+
+    A tenant's bucket (`tenant`) may bind only storage that a grant of its namespace covers, and
+    takes the grant's endpoint and region (NotGrantedError otherwise)."""
     _refuse_existing(session, "bucket", spec.bucket_name, namespace_id)
-    return define_bucket(session, namespace_id=namespace_id, spec=spec)[0]
+    if not tenant:
+        return define_bucket(session, namespace_id=namespace_id, spec=spec)[0]
+    values = spec.model_dump(mode="json")
+    if spec.storage is not None:
+        namespace = resources.get_namespace(session, identifier=namespace_id)["namespace_name"]
+        values["storage"] = granted_binding(namespace, granted_locations(session, namespace_id=namespace_id),
+                                            values["storage"])
+    return resources.put_bucket(session, namespace_id=namespace_id, values={**values, "tenant_defined": True})[0]
 
 
 def create_collection(session: Session, *, namespace_id: str, spec: CollectionSpec) -> dict[str, Any]:

@@ -23,8 +23,10 @@ from typing import Any
 
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.grants import granted_locations
 from tierflow.catalog.resources import get_buckets
 from tierflow.errors import NotFoundError, TierflowError
+from tierflow.grants import locate
 from tierflow.ids import stable_id
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
@@ -143,6 +145,10 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     if not storage:
         return stats  # objects of unbound buckets are registered through the API only
     settings = get_settings()
+    if bucket.get("tenant_defined"):  # a grant revoked since the bucket was made stops its listing
+        with open_session(settings.database_url) as session:
+            grants = granted_locations(session, namespace_id=bucket["namespace_id"])
+        locate(bucket, grants, f"s3://{storage['s3_bucket']}/{storage.get('prefix') or ''}")
     client = s3_client(*storage_location(storage))
     head = needs_head(bucket)
     s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""

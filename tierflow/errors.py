@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError as PydanticValidationError
+
 
 class TierflowError(Exception):
     """Root of every error tierflow raises on purpose."""
 
     status: int = 500
     type_name: str = "InternalServerError"
+    category: str = "runtime"
+    """What kind of failure this is when it fails one input (`resource`, `permission`, …)."""
 
     def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -104,6 +108,17 @@ def format_location(location: Sequence[str | int]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text or "(root)"
+
+
+def public_message(error: BaseException) -> str:
+    """What a caller may read of an error: tierflow's own message (built from facts it chose to
+    show), or for anything else its kind only. The full exception belongs in the server's log:
+    library and driver messages can name hosts, accounts, roles and SQL."""
+    if isinstance(error, TierflowError):
+        return error.message
+    if isinstance(error, PydanticValidationError):
+        return "; ".join(f"{format_location(e['loc'])}: {e['msg']}" for e in error.errors()[:5])
+    return f"unexpected {type(error).__name__}; the server's log has the details"
 
 
 def is_transient(error: BaseException) -> bool:

@@ -34,6 +34,12 @@ class ApiKey:
     name: str
     namespaces: frozenset[str] | None
 
+    @property
+    def is_tenant(self) -> bool:
+        """A key limited to namespaces is a tenant's: its storage is checked against grants. A key
+        for every namespace is the operator's, trusted as the CLI on the server is."""
+        return self.namespaces is not None
+
     def check_namespace(self, namespace_id: str) -> None:
         """Raise ForbiddenError unless this key may act in the namespace."""
         if self.namespaces is not None and namespace_id not in self.namespaces:

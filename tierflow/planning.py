@@ -13,7 +13,7 @@ from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.dag import plan_tiers, upstream_ids
-from tierflow.errors import BadRequestError
+from tierflow.errors import BadRequestError, NotFoundError
 from tierflow.ids import new_id
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerRequest
@@ -139,10 +139,16 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
     )
 
 
-def adopt_batch(*, batch_id: str, task_id: str | None) -> BatchPlan:
-    """The plan of a batch created before its run (by the REST API), now owned by run `task_id`."""
+def adopt_batch(*, batch_id: str, task_id: str | None, namespace: str) -> BatchPlan:
+    """The plan of a batch created before its run (by the REST API), now owned by run `task_id`.
+
+    The batch must belong to `namespace` (id or name): whoever can start the trigger deployment
+    names a batch by its id, and a batch of another namespace is not found (NotFoundError)."""
     with open_session(get_settings().database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        owner = resources.get_namespace(session, identifier=batch["namespace_id"])
+        if namespace not in (owner["namespace_id"], owner["namespace_name"]):
+            raise NotFoundError("batch", batch_id, scope=namespace)
         root = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=batch["collection_id"])
         if task_id is not None:
             catalog_batches.add_run(session, batch_id=batch_id, task_id=task_id)

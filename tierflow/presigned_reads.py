@@ -80,6 +80,8 @@ class Answer:
     status: int
     body: bytes
     headers: Mapping[str, str]
+    too_large: bool = False
+    """The object is larger than the reader was allowed to read; `body` is then empty."""
 
 
 @dataclass(frozen=True)
@@ -125,16 +127,17 @@ class PresignedReader:
         self.enabled = True
         self._giving_up = threading.Lock()
 
-    def get(self, bucket: str, key: str) -> Answer | None:
+    def get(self, bucket: str, key: str, *, max_bytes: int | None = None) -> Answer | None:
         """The store's answer to a presigned GET of `s3://bucket/key`; None when none was had
-        (the path is off, the URL could not be signed, the connection failed)."""
+        (the path is off, the URL could not be signed, the connection failed). A body over
+        `max_bytes` is not read: the answer says `too_large`."""
         if not self.enabled or self._credentials is None:  # botocore's own path words the error
             return None
         try:
             url = self.presign(bucket, key)
         except BotoCoreError:  # credentials that could not be refreshed, say: the same
             return None
-        answer = self._send(url, bucket, key)
+        answer = self._send(url, bucket, key, max_bytes)
         if answer is not None and answer.status != 200:
             self._templates.pop(bucket, None)
         return answer
@@ -155,18 +158,25 @@ class PresignedReader:
         return str(self._client.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=_EXPIRES_SECONDS))
 
-    def _send(self, url: str, bucket: str, key: str) -> Answer | None:
-        """The answer of whatever answers botocore's `before-send` event, else of the store."""
+    def _send(self, url: str, bucket: str, key: str, max_bytes: int | None) -> Answer | None:
+        """The answer of whatever answers botocore's `before-send` event, else of the store; a
+        body is read only up to `max_bytes` (by its Content-Length, then as it streams)."""
         _, answered = self._client.meta.events.emit_until_response(
             self._event, request=AWSRequest(method="GET", url=url).prepare())
         if answered is not None:
+            if max_bytes is not None and answered.status_code == 200 and len(answered.content) > max_bytes:
+                return Answer(200, b"", answered.headers, too_large=True)
             return Answer(answered.status_code, answered.content, answered.headers)
         try:
-            response = self._pool.request("GET", url, redirect=False, decode_content=False)
+            response = self._pool.request("GET", url, redirect=False, decode_content=False, preload_content=False)
+            try:
+                body, too_large = _bounded_body(response, max_bytes)
+            finally:
+                response.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as error:
             self.give_up(f"a presigned GET of s3://{bucket}/{key} failed ({error})")
             return None
-        return Answer(response.status, response.data, response.headers)
+        return Answer(response.status, body, response.headers, too_large=too_large)
 
     def give_up(self, reason: str) -> None:
         """Leave every later read of this client to botocore, and say why once."""
@@ -175,3 +185,19 @@ class PresignedReader:
                 return
             self.enabled = False
             _log.warning("Reading objects through botocore from now on: %s", reason)
+
+
+def _bounded_body(response: urllib3.BaseHTTPResponse, max_bytes: int | None) -> tuple[bytes, bool]:
+    """(the body, False), or (b"", True) without reading the rest when it is over `max_bytes`:
+    the connection is then closed instead of drained."""
+    if max_bytes is None or response.status != 200:
+        return response.read(), False
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        response.close()
+        return b"", True
+    body = response.read(max_bytes + 1)  # all of it, unless there is more than max_bytes
+    if len(body) > max_bytes:
+        response.close()
+        return b"", True
+    return body, False

@@ -21,20 +21,20 @@ from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.grants import granted_locations
 from tierflow.catalog.records import document_record
 from tierflow.discovery import object_metadata
-from tierflow.errors import TierflowError, TransientError
+from tierflow.errors import TierflowError, TransientError, public_message
 from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, check_parameters, get_extractor
 from tierflow.filters import MISSING, resolve_path
+from tierflow.grants import Location, locate
 from tierflow.ids import new_id, stable_id
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
 from tierflow.storage import (
-    StorageError,
-    StorageUnavailableError,
+    ObjectTooLargeError,
     StoredFile,
     derivative_key,
-    parse_s3_url,
     read_object,
     run_concurrently,
     s3_client,
@@ -67,6 +67,8 @@ class _Context:
     params: Any
     buckets: dict[str, dict[str, Any]]
     extractor_info: dict[str, str]
+    grants: list[Location]
+    max_documents: int
     dedup: str | None = None
     cancelled: bool = False
     now: str = field(default_factory=now_text)
@@ -74,12 +76,8 @@ class _Context:
 
 
 def _category(error: BaseException) -> str:
-    if isinstance(error, ExtractionError):
+    if isinstance(error, TierflowError):
         return error.category
-    if isinstance(error, StorageUnavailableError):
-        return "network"
-    if isinstance(error, StorageError):
-        return "dependency"
     if isinstance(error, PydanticValidationError):
         return "validation"
     if isinstance(error, MemoryError):
@@ -88,11 +86,14 @@ def _category(error: BaseException) -> str:
 
 
 def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str, Any]:
-    message = error.message if isinstance(error, TierflowError) else str(error) or type(error).__name__
+    """The ledger's record of one failed input, as callers see it: the category and a message
+    without library or driver text (`public_message`); the whole exception goes to the log."""
+    log.warning("batch %s, collection %s, tier %s: input %s failed", ctx.batch_id, ctx.collection["collection_id"],
+                ctx.tier_num, input_id, exc_info=error)
     return {
         "input_id": input_id,
         "category": _category(error),
-        "message": message,
+        "message": public_message(error),
         "transient": isinstance(error, TransientError),
         "extractor": ctx.extractor.name,
         "collection_id": ctx.collection["collection_id"],
@@ -100,18 +101,23 @@ def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str
     }
 
 
-def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]],
+def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]], grants: list[Location],
                     io_ticket: int | None) -> dict[str, Any]:
     """The file of each object (a `StoredFile`, inline bytes, or the error), fetched concurrently
-    (in the I/O pool's line at `io_ticket`, see `tierflow.storage.io_ticket`)."""
+    (in the I/O pool's line at `io_ticket`, see `tierflow.storage.io_ticket`). Only what its
+    bucket may reach is read (`tierflow.grants.locate`), and nothing over `max_object_bytes`."""
     blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
     urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
 
+    limit = get_settings().max_object_bytes
+
     def fetch(object_id: str) -> StoredFile:
         record = records[object_id]
-        s3_bucket, key = parse_s3_url(urls[object_id])
-        binding = buckets[record["bucket_id"]].get("storage")
-        return read_object(s3_client(*storage_location(binding)), s3_bucket, key)
+        target = locate(buckets[record["bucket_id"]], grants, urls[object_id])
+        if (record.get("size_bytes") or 0) > limit:  # listed too large: not read at all
+            raise ObjectTooLargeError(f"{urls[object_id]}", size=record["size_bytes"], limit=limit)
+        return read_object(s3_client(*storage_location(target.binding())), target.s3_bucket, target.key,
+                           max_bytes=limit)
 
     found: dict[str, Any] = run_concurrently(fetch, list(urls), ticket=io_ticket)
     # Objects registered through the API may carry their content inline instead of a URL.
@@ -192,6 +198,10 @@ def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in:
     """Document rows for one input, and whether their ids are deterministic (upsert)."""
     item = ExtractorInput(kind=kind, record=record, values=_resolve_inputs(ctx, kind, record, content))  # type: ignore[arg-type]
     outputs = ctx.extractor.extract(item, ctx.params)
+    if len(outputs) > ctx.max_documents:
+        raise ExtractionError(f"the extractor made {len(outputs)} documents from this input; at most "
+                              f"{ctx.max_documents} are kept per input (TIERFLOW_MAX_DOCUMENTS_PER_INPUT)",
+                              category="resource")
     carried = _passthrough(ctx, record)
     cid = ctx.collection["collection_id"]
     if kind == "object":
@@ -241,14 +251,15 @@ def _store_blobs(ctx: _Context, kind: str, record: dict[str, Any], blobs: list[d
     if kind != "object" or source is None:
         raise ExtractionError("this extractor writes files beside its input, so the input must be an object in S3",
                               category="validation")
-    s3_bucket, key = parse_s3_url(source)
-    binding = ctx.buckets[record["bucket_id"]].get("storage")
-    client = s3_client(*storage_location(binding))
+    bucket = ctx.buckets[record["bucket_id"]]
+    origin = locate(bucket, ctx.grants, source)
     stored = []
     for blob in blobs:
-        target = derivative_key(key, blob["suffix"])
-        write_object(client, s3_bucket, target, blob["data"], blob["content_type"])
-        stored.append({"role": blob["role"], "content_type": blob["content_type"], "url": f"s3://{s3_bucket}/{target}"})
+        url = f"s3://{origin.s3_bucket}/{derivative_key(origin.key, blob['suffix'])}"
+        target = locate(bucket, ctx.grants, url)  # beside the source, so inside its binding: checked all the same
+        write_object(s3_client(*storage_location(target.binding())), target.s3_bucket, target.key, blob["data"],
+                     blob["content_type"])
+        stored.append({"role": blob["role"], "content_type": blob["content_type"], "url": url})
     return stored
 
 
@@ -261,15 +272,18 @@ def source_version(kind: str, record: dict[str, Any]) -> str:
 
 
 def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
-    with open_session(get_settings().database_url) as session:
+    settings = get_settings()
+    with open_session(settings.database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         collection = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=collection_id)
+        grants = granted_locations(session, namespace_id=batch["namespace_id"])
     spec = collection["feature_extractor"]
     extractor_cls = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
     params = check_parameters(extractor_cls, spec.get("parameters") or {})
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
-    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info,
-                    dedup=batch["request"].get("dedup_strategy"), cancelled=batch["status"] == Status.CANCELED.value)
+    return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info, grants,
+                    settings.max_documents_per_input, dedup=batch["request"].get("dedup_strategy"),
+                    cancelled=batch["status"] == Status.CANCELED.value)
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
@@ -310,7 +324,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     if kind == "object" and ctx.extractor.needs_content(mappings):
-        contents = _fetch_contents(records, ctx.buckets, io_ticket)
+        contents = _fetch_contents(records, ctx.buckets, ctx.grants, io_ticket)
         transient = [e for e in contents.values() if isinstance(e, TransientError)]
         if transient:
             raise transient[0]  # nothing written yet: the chunk task may be retried whole

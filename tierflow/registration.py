@@ -4,7 +4,8 @@ Discovery registers what it lists under a bucket's S3 prefix; this is the other 
 described by the caller, whose blobs are `s3://` URLs or inline data. On a bucket with a
 `unique_key`, the key's values (read from `metadata`) give the object a deterministic id, and the
 policy decides what an existing key means: `insert` refuses it (409), `update` requires it (404),
-`upsert` accepts both.
+`upsert` accepts both. Every `s3://` URL must lie inside the bucket's storage (or, for a bucket
+without storage, inside a grant of its namespace): `tierflow.grants.locate`, 403 otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog.grants import granted_locations
 from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError
+from tierflow.grants import locate
 from tierflow.ids import new_id, stable_id
 from tierflow.models.status import Status
 from tierflow.timestamps import now_text
@@ -37,7 +40,7 @@ class ObjectSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     key_prefix: str | None = None
-    blobs: list[Blob] = Field(default_factory=list)
+    blobs: list[Blob] = Field(default_factory=list, max_length=64)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     def all_metadata(self) -> dict[str, Any]:
@@ -82,7 +85,12 @@ def register_object(session: Session, *, bucket: dict[str, Any], spec: ObjectSpe
         object_id = new_id("obj")
     now = now_text()
     blobs = [b.model_dump(mode="json") for b in spec.blobs]
-    first_url = next((b["data"] for b in blobs if isinstance(b["data"], str) and b["data"].startswith("s3://")), None)
+    urls = [b["data"] for b in blobs if isinstance(b["data"], str) and b["data"].startswith("s3://")]
+    if urls:
+        grants = granted_locations(session, namespace_id=bucket["namespace_id"])
+        for url in urls:
+            locate(bucket, grants, url)
+    first_url = urls[0] if urls else None
     row = {
         "object_id": object_id, "bucket_id": bucket["bucket_id"], "namespace_id": bucket["namespace_id"],
         "key": first_url.split("/", 3)[3] if first_url and first_url.count("/") >= 3 else None,

@@ -104,6 +104,28 @@ class Settings(BaseSettings):
         "a soft limit, past which it reuses cache pages instead of growing with the catalog.",
     )
 
+    max_request_bytes: int = Field(
+        default=16 << 20, ge=1024, le=1 << 30,
+        description="Largest REST request body accepted; a larger one is answered 413 before it is read.",
+    )
+    max_object_bytes: int = Field(
+        default=64 << 20, ge=1, le=1 << 40,
+        description="Largest object a chunk reads; a larger one fails its input (category `resource`) unread.",
+    )
+    max_documents_per_input: int = Field(
+        default=10_000, ge=1, le=10_000_000,
+        description="Most documents one input may yield; more fails that input (category `resource`).",
+    )
+    max_image_pixels: int = Field(
+        default=64_000_000, ge=1, le=1 << 34,
+        description="Largest image (width × height) the image extractor decodes, at most Pillow's own bomb "
+        "threshold (about 89 million); a larger one fails its input (category `resource`) before it is decoded.",
+    )
+    query_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="Time limit of a listing query (documents, objects); past it the request is answered 400.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -46,13 +46,28 @@ _TRANSIENT_CODES = {
 class StorageError(TerminalError):
     """S3 refused a request for a reason that will not go away (missing key, access denied)."""
 
+    category = "dependency"
+
     def __init__(self, message: str, *, bucket: str, key: str | None = None, code: str | None = None) -> None:
         super().__init__(message, details={"s3_bucket": bucket, "key": key, "code": code})
         self.code = code
 
 
+class ObjectTooLargeError(TerminalError):
+    """An object over `TIERFLOW_MAX_OBJECT_BYTES`: its input fails, and its bytes are not read."""
+
+    category = "resource"
+
+    def __init__(self, where: str, *, size: int | None, limit: int) -> None:
+        said = f"{size} bytes" if size is not None else "more bytes than that"
+        super().__init__(f"{where}: {said}; objects are read up to {limit} bytes (TIERFLOW_MAX_OBJECT_BYTES)",
+                         details={"size_bytes": size, "limit": limit})
+
+
 class StorageUnavailableError(TransientError):
     """S3 could not be reached or asked us to slow down, even after botocore's retries."""
+
+    category = "network"
 
 
 def storage_location(binding: dict[str, Any] | None) -> tuple[str | None, str | None]:
@@ -126,16 +141,17 @@ def _wrap(error: Exception, bucket: str, key: str | None) -> Exception:
     where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
     if isinstance(error, ClientError):
         code = str(error.response.get("Error", {}).get("Code", ""))
-        message = error.response.get("Error", {}).get("Message", "") or code
+        # S3's own message stays in the chained exception, for the server's log: it can name
+        # accounts and roles, so what callers read is the error code alone.
         if code in _TRANSIENT_CODES:
-            return StorageUnavailableError(f"{where}: S3 is unavailable ({code}: {message})")
+            return StorageUnavailableError(f"{where}: S3 is unavailable ({code})")
         if code in ("NoSuchKey", "404", "NotFound"):
             return StorageError(f"{where}: no such key", bucket=bucket, key=key, code=code)
         if code in ("NoSuchBucket",):
             return StorageError(f"{where}: no such S3 bucket", bucket=bucket, key=key, code=code)
-        return StorageError(f"{where}: {code}: {message}", bucket=bucket, key=key, code=code)
+        return StorageError(f"{where}: {code or 'refused'}", bucket=bucket, key=key, code=code)
     if isinstance(error, BotoCoreError):
-        return StorageUnavailableError(f"{where}: cannot reach S3 ({error})")
+        return StorageUnavailableError(f"{where}: cannot reach S3 ({type(error).__name__})")
     return error
 
 
@@ -265,25 +281,39 @@ def _described(body: bytes, headers: Mapping[str, str]) -> StoredFile:
     return StoredFile(bytes(body), content_type, metadata)
 
 
-def read_object(client: BaseClient, bucket: str, key: str) -> StoredFile:
+def read_object(client: BaseClient, bucket: str, key: str, *, max_bytes: int | None = None) -> StoredFile:
     """GET one object: its bytes, content type and user metadata (`x-amz-meta-*`).
+    ObjectTooLargeError, without reading the body, when it has more than `max_bytes`.
 
     Through the client's presigned reader when it has one (`tierflow.presigned_reads`: about 35%
     less processor time); any answer but a plain success is asked again of botocore."""
     reader = _readers.get(client)
-    answer = reader.get(bucket, key) if reader is not None else None
+    answer = reader.get(bucket, key, max_bytes=max_bytes) if reader is not None else None
+    where = f"s3://{bucket}/{key}"
+    if answer is not None and answer.too_large:
+        raise ObjectTooLargeError(where, size=_length(answer.headers), limit=max_bytes or 0)
     if answer is not None and answer.status == 200:
         return _described(answer.body, answer.headers)
     try:
         response = client.get_object(Bucket=bucket, Key=key)
         with response["Body"] as body:
-            data = bytes(body.read())
+            size = response.get("ContentLength")
+            if max_bytes is not None and size is not None and size > max_bytes:
+                raise ObjectTooLargeError(where, size=size, limit=max_bytes)
+            data = bytes(body.read(max_bytes + 1) if max_bytes is not None else body.read())
+            if max_bytes is not None and len(data) > max_bytes:
+                raise ObjectTooLargeError(where, size=None, limit=max_bytes)
     except (ClientError, BotoCoreError) as error:
         raise _wrap(error, bucket, key) from error
     if reader is not None and answer is not None and 400 <= answer.status < 500:
         reader.give_up(f"the store refused a presigned GET of s3://{bucket}/{key} ({answer.status}) "
                        "and answered botocore's")
     return StoredFile(data, response.get("ContentType"), dict(response.get("Metadata") or {}))
+
+
+def _length(headers: Mapping[str, str]) -> int | None:
+    value = next((v for k, v in headers.items() if k.lower() == "content-length"), None)
+    return int(value) if value is not None and value.isdigit() else None
 
 
 def write_object(client: BaseClient, bucket: str, key: str, body: bytes, content_type: str) -> None:
@@ -307,11 +337,3 @@ def derivative_key(source_key: str, suffix: str) -> str:
 def is_derivative(key: str) -> bool:
     """True for keys inside a `.tierflow/` folder (what `derivative_key` makes)."""
     return DERIVATIVES in key.split("/")[:-1]
-
-
-def parse_s3_url(url: str) -> tuple[str, str]:
-    """('bucket', 'key') of an `s3://bucket/key` URL."""
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise TerminalError(f"{url!r} is not an s3://bucket/key URL")
-    bucket, _, key = url[5:].partition("/")
-    return bucket, key

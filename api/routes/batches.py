@@ -12,7 +12,7 @@ from deployments.runs import cancel_runs, read_task, start_trigger_run
 from tierflow.batches import batch_view, cancel_batch, mark_batch, reset_failed_inputs
 from tierflow.browse import page_of
 from tierflow.catalog import batches as catalog_batches
-from tierflow.errors import NotFoundError
+from tierflow.errors import NotFoundError, public_message
 from tierflow.models.status import Status
 
 router = APIRouter(tags=["batches and tasks"])
@@ -61,7 +61,7 @@ def retry(batch_id: str, namespace: NamespaceDep, options: RetryRequest | None =
         task_id = start_trigger_run({"namespace": view["namespace_id"], "collection": view["collection_ids"][0],
                                      "batch_id": batch_id})
     except Exception as error:
-        mark_batch(batch_id, Status.FAILED, error_summary={"message": str(error)})
+        mark_batch(batch_id, Status.FAILED, error_summary={"message": public_message(error)})
         raise
     return {"batch_id": batch_id, "task_id": task_id, "retried_inputs": count,
             "message": f"retrying {count} failed input(s) of batch {batch_id}"}

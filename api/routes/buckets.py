@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from api.deps import NamespaceDep, catalog, list_in_namespace
+from api.deps import CurrentKey, NamespaceDep, catalog, list_in_namespace
 from api.models import Bucket, Deleted, FilteredPage, ListResponse, Page, StoredObject
 from tierflow import definitions
 from tierflow.browse import list_bucket_objects
@@ -21,10 +21,12 @@ router = APIRouter(prefix="/v1/buckets", tags=["buckets"])
 
 
 @router.post("", response_model=Bucket)
-def create_bucket(spec: BucketSpec, namespace: NamespaceDep) -> dict:
-    """Create a bucket; `storage` binds it to an S3 location for discovery (409 on a taken name)."""
+def create_bucket(spec: BucketSpec, namespace: NamespaceDep, key: CurrentKey) -> dict:
+    """Create a bucket; `storage` binds it to an S3 location for discovery (409 on a taken name).
+    A tenant's key may bind only locations granted to its namespace, with their endpoint (403)."""
     with catalog() as session:
-        row = definitions.create_bucket(session, namespace_id=namespace["namespace_id"], spec=spec)
+        row = definitions.create_bucket(session, namespace_id=namespace["namespace_id"], spec=spec,
+                                        tenant=key.is_tenant)
         return bucket_views(session, [row])[0]
 
 

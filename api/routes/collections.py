@@ -16,7 +16,7 @@ from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
 from tierflow.catalog.records import document_record
-from tierflow.errors import NotFoundError
+from tierflow.errors import NotFoundError, public_message
 from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
 from tierflow.models.status import Status
@@ -102,7 +102,7 @@ def trigger_collection(
                                          "request": request.model_dump(mode="json", exclude_none=True),
                                          "batch_id": plan.batch_id})
         except Exception as error:
-            mark_batch(plan.batch_id, Status.FAILED, error_summary={"message": str(error)})
+            mark_batch(plan.batch_id, Status.FAILED, error_summary={"message": public_message(error)})
             raise
         with catalog() as session:
             # Only the task id: the run may already be moving the batch's status on.

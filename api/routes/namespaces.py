@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/namespaces", tags=["namespaces"])
 @router.post("", response_model=Namespace)
 def create_namespace(spec: NamespaceSpec, key: CurrentKey) -> dict:
     """Create a namespace (409 when the name is taken). Keys limited to namespaces cannot."""
-    if key.namespaces is not None:
+    if key.is_tenant:
         raise ForbiddenError(f"API key '{key.name}' is limited to some namespaces and cannot create one")
     with catalog() as session:
         return namespace_views([definitions.create_namespace(session, spec=spec)])[0]
@@ -45,7 +45,10 @@ def get_namespace(identifier: str, key: CurrentKey) -> dict:
 
 @router.delete("/{identifier}", response_model=Deleted)
 def delete_namespace(identifier: str, key: CurrentKey) -> dict:
-    """Delete a namespace and everything in it (files in S3 are left alone)."""
+    """Delete a namespace and everything in it (files in S3 are left alone). Operators only: the
+    namespace holds the grants a tenant's key works within."""
+    if key.is_tenant:
+        raise ForbiddenError(f"API key '{key.name}' is limited to some namespaces and cannot delete one")
     with catalog() as session:
         row = resources.get_namespace(session, identifier=identifier)
         key.check_namespace(row["namespace_id"])

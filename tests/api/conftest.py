@@ -9,12 +9,22 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.grants import add_grant
+from tierflow.catalog.resources import get_namespace
+from tierflow.grants import grant_location
 from tierflow.keys import create_key
 
 
 def new_key(catalog: str, name: str, namespaces: list[str] | None = None) -> str:
     with open_session(catalog) as session:
         return create_key(session, name=name, namespaces=namespaces)[1]
+
+
+def grant(catalog: str, namespace: str, location: str, endpoint_url: str | None = None) -> None:
+    """What `tierflow storage grant --namespace NAMESPACE LOCATION` does."""
+    with open_session(catalog) as session:
+        namespace_id = get_namespace(session, identifier=namespace)["namespace_id"]
+        add_grant(session, namespace_id=namespace_id, location=grant_location(location, endpoint_url=endpoint_url))
 
 
 @pytest.fixture

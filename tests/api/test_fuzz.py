@@ -1,7 +1,8 @@
 """A fuzzing pass over the OpenAPI description: no generated request may get a 5xx.
 
-Requests carry a valid key and a namespace holding a bucket and two collections, so they reach
-past authentication into every route; schemathesis generates path values, queries and bodies.
+Requests carry a valid key (the operator's, then a tenant's limited to the namespace) and a
+namespace holding a bucket, two collections and a storage grant, so they reach past
+authentication into every route; schemathesis generates path values, queries and bodies.
 Every operation is fuzzed inside one test (rather than one parametrized test per operation) so
 that the pass runs whole under pytest-xdist too.
 """
@@ -10,23 +11,27 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from api.app import create_app
-from tests.api.conftest import bucket_body, collection_body, new_key
+from tests.api.conftest import bucket_body, collection_body, grant, new_key
 
 EXAMPLES = int(os.environ.get("TIERFLOW_FUZZ_EXAMPLES", "10"))
 
 
-def test_no_request_gets_a_server_error(api, prefect_harness, catalog):
+@pytest.mark.parametrize("key_kind", ["operator", "tenant"])
+def test_no_request_gets_a_server_error(api, prefect_harness, catalog, key_kind):
     api.post("/v1/namespaces", json={"namespace_name": "fuzz"})
     namespace = {"X-Namespace": "fuzz"}
+    grant(catalog, "fuzz", "s3://files/fuzz/")
     api.post("/v1/buckets", headers=namespace, json=bucket_body())
     api.post("/v1/collections", headers=namespace, json=collection_body("first", buckets=["notes"]))
     api.post("/v1/collections", headers=namespace, json=collection_body("second", collections=["first"]))
-    headers = {**namespace, "Authorization": f"Bearer {new_key(catalog, 'fuzz')}"}
+    key = new_key(catalog, "fuzz", ["fuzz"] if key_kind == "tenant" else None)
+    headers = {**namespace, "Authorization": f"Bearer {key}"}
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app())
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import assert_error, bucket_body, collection_body, in_namespace
+from tests.api.conftest import assert_error, bucket_body, collection_body, grant, in_namespace
 
 NAMESPACE_FIELDS = {"namespace_id", "namespace_name", "description", "created_at", "updated_at"}
 BUCKET_FIELDS = {"bucket_id", "bucket_name", "description", "bucket_schema", "unique_key", "metadata", "storage",
@@ -91,7 +91,7 @@ def test_no_cycle_can_be_made_over_http(api):
                  409, "AlreadyExistsError")
 
 
-def test_objects_register_read_list_delete(api):
+def test_objects_register_read_list_delete(api, catalog):
     headers = in_namespace(api, "alpha")
     api.post("/v1/buckets", headers=headers, json=bucket_body())
     stored = api.post("/v1/buckets/notes/objects", headers=headers, json={
@@ -99,8 +99,12 @@ def test_objects_register_read_list_delete(api):
         "metadata": {"lang": "en"}, "category": "greeting"}).json()
     assert OBJECT_FIELDS <= set(stored) and stored["status"] == "PENDING"
     assert stored["metadata"] == {"lang": "en", "category": "greeting"}  # extra keys fold into metadata
-    api.post("/v1/buckets/notes/objects", headers=headers, json={
-        "blobs": [{"property": "content", "data": "s3://files/in/b.txt"}], "metadata": {"lang": "fr"}})
+    by_url = {"blobs": [{"property": "content", "data": "s3://files/in/b.txt"}], "metadata": {"lang": "fr"}}
+    # A bucket without storage reads only locations granted to its namespace, whoever registers.
+    assert_error(api.post("/v1/buckets/notes/objects", headers=headers, json=by_url), 403, "ForbiddenError",
+                 "s3://files/in/b.txt is not inside a storage grant")
+    grant(catalog, "alpha", "s3://files/in/")
+    assert api.post("/v1/buckets/notes/objects", headers=headers, json=by_url).status_code == 200
     assert api.get("/v1/buckets/notes", headers=headers).json()["object_count"] == 2
     found = api.post("/v1/buckets/notes/objects/list", headers=headers,
                      json={"filters": {"metadata.lang": "EN"}}).json()

@@ -185,9 +185,9 @@ def test_a_batch_whose_run_died_while_discovery_fed_it_is_discovered_again(s3, c
     assert plan.streams_discovery
     batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
     # Its root selection never closed: discovery runs again and feeds the root tier.
-    assert planning.adopt_batch(batch_id=plan.batch_id, task_id=None).streams_discovery
+    assert planning.adopt_batch(batch_id=plan.batch_id, task_id=None, namespace="disc").streams_discovery
     select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
-    again = planning.adopt_batch(batch_id=plan.batch_id, task_id=None)
+    again = planning.adopt_batch(batch_id=plan.batch_id, task_id=None, namespace="disc")
     assert again.resumed and not again.streams_discovery
     named = planning.plan_batch(namespace="disc", collection="chunks", task_id=None,
                                 request=TriggerRequest(object_ids=[]))

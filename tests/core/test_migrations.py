@@ -8,14 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select
 
 from tests.conftest import POSTGRES_URL
 from tests.utils.prefect_server import sibling_database
 from tierflow.catalog.engine import create_catalog_engine, dispose_engines, get_engine
-from tierflow.catalog.migrate import CatalogSchemaError, current_revision, head_revision, upgrade
+from tierflow.catalog.migrate import BASELINE, CatalogSchemaError, current_revision, head_revision, upgrade
 from tierflow.catalog.schema import metadata, namespaces
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +36,14 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses(catalog):
 
 def test_a_catalog_made_before_migrations_is_adopted_with_its_rows(tmp_path):
     engine = create_catalog_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    metadata.create_all(engine)  # how catalogs were made before `tierflow db upgrade`
+    # The tables of the baseline, without alembic's record: how catalogs were made before
+    # `tierflow db upgrade` (`metadata.create_all` of that version's tables).
+    config = Config()
+    config.set_main_option("script_location", str(ROOT / "tierflow" / "catalog" / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, BASELINE)
+        connection.exec_driver_sql("DROP TABLE alembic_version")
     with engine.begin() as connection:
         connection.execute(insert(namespaces).values(
             namespace_id="ns_old", namespace_name="old", created_at="2026-01-01T00:00:00.000000+00:00",

@@ -91,7 +91,9 @@ def test_failing_file_tier_still_lets_the_document_tier_close(flows, tmp_path, m
     # The document tier heard that the file tier closed, processed what it wrote and closed; the
     # batch failed with the file tier's error.
     view = only_batch_view()
-    assert view["status"] == "FAILED" and "catalog went away" in view["error_summary"]["message"]
+    # What failed is named by its kind only: its text (SQL, hosts) stays in the run's log.
+    assert view["status"] == "FAILED" and view["error_summary"]["message"].startswith("unexpected RuntimeError")
+    assert "catalog went away" not in str(view)
     tier0, tier1 = view["tier_tasks"]
     assert tier0["inputs_succeeded"] == 0 and tier0["completed_at"] is None  # its close is what failed
     assert (tier1["status"], tier1["inputs_succeeded"], tier1["documents_written"]) == ("COMPLETED", 2, 2)
@@ -115,7 +117,7 @@ def test_a_tier_failing_before_its_body_runs_still_lets_the_tier_below_close(flo
     with pytest.raises(RuntimeError, match="tier 0 never began"):
         trigger("flows", "chunks")
     view = only_batch_view()
-    assert view["status"] == "FAILED" and "tier 0 never began" in view["error_summary"]["message"]
+    assert view["status"] == "FAILED" and view["error_summary"]["message"].startswith("unexpected RuntimeError")
     assert view["tier_tasks"][1]["status"] == "COMPLETED"
 
 

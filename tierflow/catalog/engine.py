@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,9 +19,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tierflow.catalog.migrate import ensure_schema
+from tierflow.errors import BadRequestError
 from tierflow.filters.matching import fold, regex_search
 from tierflow.settings import get_settings
 
@@ -149,3 +152,48 @@ def open_session(url: str, *, write: bool = False) -> Iterator[Session]:
         return
     with factory.begin() as session:
         yield session
+
+
+class QueryTimeoutError(BadRequestError):
+    """A query ran past its time limit (`time_limit`) and was stopped."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the query took longer than {seconds:g} s (TIERFLOW_QUERY_TIMEOUT_SECONDS) and was "
+                         "stopped: narrow the filters", details={"timeout_seconds": seconds})
+
+
+_SQLITE_STEPS = 1000
+"""SQLite virtual-machine steps between two looks at the clock (a few microseconds apart)."""
+
+
+@contextmanager
+def time_limit(session: Session, seconds: float) -> Iterator[None]:
+    """Stop the session's queries inside the block after `seconds`, with QueryTimeoutError: a
+    listing whose filter the caller wrote must not hold the catalog or an API thread for long.
+
+    PostgreSQL stops them itself (`statement_timeout`, for the rest of the transaction); SQLite
+    through a progress handler that interrupts the statement once the deadline has passed."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(seconds * 1000))}")
+        try:
+            yield
+        except OperationalError as error:
+            if getattr(error.orig, "sqlstate", None) == "57014":  # query_canceled
+                raise QueryTimeoutError(seconds) from error
+            raise
+        return
+    raw = connection.connection.dbapi_connection
+    if not isinstance(raw, sqlite3.Connection):
+        yield
+        return
+    deadline = time.monotonic() + seconds
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, _SQLITE_STEPS)
+    try:
+        yield
+    except OperationalError as error:
+        if "interrupted" in str(error.orig):
+            raise QueryTimeoutError(seconds) from error
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)

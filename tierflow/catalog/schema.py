@@ -21,6 +21,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.sql.expression import false
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 Stamp = String(40)
@@ -52,6 +53,8 @@ buckets = Table(
     Column("unique_key", JsonType),
     Column("metadata", JsonType, nullable=False),
     Column("storage", JsonType),
+    # Defined with a tenant's key: its storage must stay inside a grant of its namespace.
+    Column("tenant_defined", Boolean, nullable=False, server_default=false()),
     *_stamps(),
     UniqueConstraint("namespace_id", "bucket_name"),
 )
@@ -200,5 +203,19 @@ batch_runs = Table(
     metadata,
     Column("task_id", String(64), primary_key=True),
     Column("batch_id", ForeignKey("batches.batch_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("created_at", Stamp, nullable=False),
+)
+
+# S3 locations the operator granted to a namespace: the only places a tenant's buckets and
+# registered objects may name. `endpoint_url` null: the server's default endpoint.
+storage_grants = Table(
+    "storage_grants",
+    metadata,
+    Column("grant_id", String(64), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.namespace_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("s3_bucket", String(63), nullable=False),
+    Column("prefix", Text, nullable=False),
+    Column("endpoint_url", Text),
+    Column("region", String(64)),
     Column("created_at", Stamp, nullable=False),
 )

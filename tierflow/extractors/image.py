@@ -2,18 +2,21 @@
 
 The thumbnail is returned as a document blob (`role: thumbnail`); processing writes it to S3 next
 to the source object and keeps its `s3://` URL in the document's `document_blobs`. A file Pillow
-cannot read fails its input.
+cannot read fails its input, and so does one larger than `TIERFLOW_MAX_IMAGE_PIXELS`, refused from
+its header before any pixel is decoded.
 """
 
 from __future__ import annotations
 
 import io
+import sys
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
+from tierflow.settings import get_settings
 
 
 class ImageParameters(BaseModel):
@@ -71,8 +74,14 @@ class ImageExtractor(Extractor):
         data = item.values.get("image")
         if not isinstance(data, bytes):
             raise ExtractionError(f"input 'image' must be the bytes of an image file, got {type(data).__name__}")
+        # Pillow only warns of a bomb below twice its own threshold: any image it warns of is refused here too.
+        limit = min(get_settings().max_image_pixels, Image.MAX_IMAGE_PIXELS or sys.maxsize)
         try:
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only: the size, not the pixels
+                if image.width * image.height > limit:
+                    raise ExtractionError(
+                        f"image of {image.width} × {image.height} pixels: images are decoded up to {limit} pixels "
+                        "(TIERFLOW_MAX_IMAGE_PIXELS)", category="resource")
                 image.load()
                 thumbnail = image.convert("RGB")
                 thumbnail.thumbnail((params.thumbnail_size, params.thumbnail_size))
@@ -85,6 +94,8 @@ class ImageExtractor(Extractor):
                     "document_blobs": [{"role": "thumbnail", "content_type": "image/png", "suffix": ".thumbnail.png",
                                         "data": out.getvalue()}],
                 }]
+        except Image.DecompressionBombError as error:
+            raise ExtractionError(f"image refused as a decompression bomb ({error})", category="resource") from error
         except UnidentifiedImageError as error:
             raise ExtractionError("not a readable image (Pillow does not recognise its format)") from error
         except (OSError, ValueError) as error:

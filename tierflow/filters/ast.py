@@ -22,6 +22,12 @@ Scalar: TypeAlias = str | int | float | bool | None
 # Limits: past any of them a filter is refused with a validation error naming the place.
 MAX_DEPTH = 16
 MAX_CONDITIONS = 256
+MAX_NODES = 512
+"""Groups and conditions together, empty groups included: each costs work in SQL and in Python."""
+MAX_TEXT_WORDS = 32
+"""Words of one `text` query: each is a regular expression run on every candidate row."""
+MAX_PATTERNS = 64
+"""Regular expressions of one filter: its `regex` conditions and the words of its `text` ones."""
 MAX_LIST_VALUES = 1000
 MAX_STRING_LENGTH = 4096
 MAX_PATTERN_LENGTH = 1024

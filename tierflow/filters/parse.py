@@ -25,10 +25,23 @@ _SCALARS = (str, int, float, bool, type(None))
 Location = list[str | int]
 
 
+class _TooLarge(Exception):
+    """Raised past `MAX_NODES`: the rest of the filter is not even looked at."""
+
+
 class _Parser:
     def __init__(self) -> None:
         self.errors: list[dict[str, Any]] = []
         self.conditions = 0
+        self.nodes = 0
+        self.patterns = 0
+
+    def count_node(self, loc: Location) -> None:
+        self.nodes += 1
+        if self.nodes > ast.MAX_NODES:
+            self.fail(loc, f"a filter may hold at most {ast.MAX_NODES} groups and conditions in all "
+                           "(empty ones count too)", "limit")
+            raise _TooLarge
 
     def fail(self, location: Location, message: str, kind: str = "value_error") -> None:
         self.errors.append({"type": kind, "location": list(location), "message": message})
@@ -37,6 +50,7 @@ class _Parser:
         if depth > ast.MAX_DEPTH:
             self.fail(loc, f"filters nest deeper than {ast.MAX_DEPTH} levels", "limit")
             return None
+        self.count_node(loc)
         if not isinstance(raw, dict):
             self.fail(loc, f"expected an object (a LogicalOperator), got {_describe(raw)}")
             return None
@@ -71,6 +85,7 @@ class _Parser:
         return tuple(n for n in nodes if n is not None)
 
     def shorthand(self, key: str, value: Any, loc: Location, cs: bool) -> ast.Node | None:
+        self.count_node(loc)
         return self.build(key, "eq", value, loc, cs, field_loc=loc, value_loc=loc)
 
     def condition(self, raw: dict[str, Any], loc: Location, cs: bool) -> ast.Node | None:
@@ -116,6 +131,12 @@ class _Parser:
         if problem:
             self.fail(value_loc, problem)
             return None
+        if operator in ("regex", "text"):
+            self.patterns += len(text_patterns(value)) if operator == "text" else 1
+            if self.patterns > ast.MAX_PATTERNS:
+                self.fail(value_loc, f"a filter may hold at most {ast.MAX_PATTERNS} patterns in all (each regex, "
+                                     "and each word of a text query)", "limit")
+                return None
         return ast.Condition(field, operator, value, cs)  # type: ignore[arg-type]
 
 
@@ -176,8 +197,12 @@ def _check_value(operator: str, value: Any) -> tuple[str | None, Any]:
             compile_pattern(value, case_sensitive=True)
         except ValueError as error:
             return f"not a valid regular expression (RE2 syntax): {error}", value
-    if operator == "text" and not text_patterns(value):
-        return "operator 'text' needs at least one word", value
+    if operator == "text":
+        words = len(text_patterns(value))
+        if not words:
+            return "operator 'text' needs at least one word", value
+        if words > ast.MAX_TEXT_WORDS:
+            return f"a text query holds at most {ast.MAX_TEXT_WORDS} words, got {words}", value
     return None, value
 
 
@@ -190,7 +215,10 @@ def parse_filter(raw: Any, *, where: str = "") -> ast.Node:
     if raw is None:
         return ast.MATCH_ALL
     parser = _Parser()
-    node = parser.group(raw, [where] if where else [], 0, False)
+    try:
+        node = parser.group(raw, [where] if where else [], 0, False)
+    except _TooLarge:
+        node = None
     if parser.errors:
         raise ValidationError(parser.errors)
     return node if node is not None else ast.MATCH_ALL

@@ -38,7 +38,7 @@ class StorageBinding(Strict):
 class UniqueKey(Strict):
     """Fields that identify an object; re-processing then upserts its documents."""
 
-    fields: list[str] = Field(min_length=1)
+    fields: list[str] = Field(min_length=1, max_length=16)
     default_policy: Literal["insert", "update", "upsert"] | None = Field(
         default=None,
         description="What registering an object whose key exists does when the request names no policy.",
@@ -81,8 +81,8 @@ class SourceSpec(Strict):
     """Where a collection reads from: buckets (tier 0) or upstream collections (tier N)."""
 
     type: Literal["bucket", "collection"]
-    bucket_ids: list[str] | None = None
-    collection_ids: list[str] | None = None
+    bucket_ids: list[str] | None = Field(default=None, max_length=100)
+    collection_ids: list[str] | None = Field(default=None, max_length=100)
     collection_id: str | None = None
     source_filters: SourceFilters | None = None
 
@@ -116,7 +116,7 @@ class FeatureExtractorSpec(Strict):
     version: str = "v1"
     parameters: dict[str, Any] = Field(default_factory=dict)
     input_mappings: dict[str, str] = Field(default_factory=dict)
-    field_passthrough: list[FieldPassthrough] = Field(default_factory=list)
+    field_passthrough: list[FieldPassthrough] = Field(default_factory=list, max_length=256)
     include_all_source_fields: bool = False
 
 

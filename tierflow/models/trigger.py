@@ -6,11 +6,17 @@ descriptions are what the Prefect UI's run form shows.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tierflow.models.filters import checked_filter
+
+MAX_SOURCES = 100
+"""Buckets or collections one trigger may name."""
+MAX_OBJECT_IDS = 10_000
+"""Objects one trigger may name: the request travels as the flow run's parameters (512 KB at most)."""
+Identifier = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class TriggerRequest(BaseModel):
@@ -18,18 +24,18 @@ class TriggerRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Trigger request")
 
-    include_buckets: list[str] | None = Field(
-        default=None,
+    include_buckets: list[Identifier] | None = Field(
+        default=None, max_length=MAX_SOURCES,
         title="Include buckets",
         description="Only these source buckets (ids or names); bucket-sourced collections only.",
     )
-    include_collections: list[str] | None = Field(
-        default=None,
+    include_collections: list[Identifier] | None = Field(
+        default=None, max_length=MAX_SOURCES,
         title="Include collections",
         description="Only these source collections (ids or names); collection-sourced collections only.",
     )
-    object_ids: list[str] | None = Field(
-        default=None,
+    object_ids: list[Identifier] | None = Field(
+        default=None, max_length=MAX_OBJECT_IDS,
         title="Object ids",
         description="Only these objects (shorthand for object_id in [...]); bucket-sourced collections only.",
     )
