@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ import httpx
 import pytest
 
 from deployments.serve import PENDING_ONLY
-from tests.utils.http_stack import ROOT, TIERFLOW, answers, define, finished_task, free_port, poll
+from tests.utils.http_stack import define, finished_task, new_cli_key, served
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +29,15 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     moto.start()
     endpoint = "http://{}:{}".format(*moto.get_host_and_port())
-    port = free_port()
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
            "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('served') / 'catalog.db'}"}
-    created = subprocess.run([*TIERFLOW, "keys", "create", "--name", "ci"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, check=True)
-    key = created.stdout.strip().splitlines()[-1]
-    server = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"},
-                          timeout=30)
-    poll(lambda: answers(client, "/openapi.json"), bool, seconds=120)
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket="files")
-    yield {"client": client, "server": server, "s3": s3}
-    client.close()
-    if server.poll() is None:
-        server.kill()
+    key = new_cli_key(env, "--name", "ci")
+    with served(env) as (server, base_url):
+        client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+        s3.create_bucket(Bucket="files")
+        yield {"client": client, "server": server, "s3": s3}
+        client.close()
     moto.stop()
 
 

@@ -42,3 +42,21 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
         if "parameters" in deployment:
             checked = trigger_collection.validate_parameters(deployment["parameters"])
             assert checked["request"].source_filters == PENDING_ONLY
+
+
+def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only(monkeypatch):
+    # Anyone who reaches a Prefect API can run tierflow's deployments: the temporary one
+    # `tierflow serve` starts must bind loopback. This reads the command Prefect would run, and
+    # fails if a new Prefect binds elsewhere.
+    import subprocess
+
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from deployments.stack import LOOPBACK
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(list(args)))
+    server = SubprocessASGIServer()
+    server._run_uvicorn_command()
+    (command,) = started
+    assert command[command.index("--host") + 1] in LOOPBACK

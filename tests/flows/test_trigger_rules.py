@@ -175,3 +175,14 @@ def test_input_mappings_and_required_passthrough(flows, tmp_path):
     assert view["status"] == "FAILED" and view["failed_object_count"] == 2
     assert {e["message"] for e in view["tier_tasks"][0]["errors"]} == {
         "field_passthrough: required field 'metadata.author' is missing"}
+
+
+def test_a_run_given_a_batch_of_another_namespace_refuses_it(world, tmp_path):
+    from flows.trigger import trigger_collection
+    from tierflow import planning
+
+    apply_definitions(tmp_path, {"namespace": "elsewhere", "buckets": [text_bucket("x", "x/")]}, name="other.yaml")
+    plan = planning.plan_batch(namespace="rules", collection="chunks", request=TriggerRequest(), task_id=None)
+    with pytest.raises(NotFoundError, match=f"batch '{plan.batch_id}' was not found in namespace 'elsewhere'"):
+        asyncio.run(trigger_collection("elsewhere", "chunks", batch_id=plan.batch_id))
+    assert batch_view(plan.batch_id)["status"] == "DRAFT"  # untouched: the run never adopted it

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,33 @@ def answers(client: httpx.Client, path: str) -> bool:
         return client.get(path).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def run_tierflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """`tierflow ARGS` as a user runs it, with `env`."""
+    return subprocess.run([*TIERFLOW, *args], env=env, cwd=ROOT, capture_output=True, text=True, check=check)
+
+
+def new_cli_key(env: dict[str, str], *args: str) -> str:
+    """`tierflow keys create ARGS`: the key, from the last line it prints."""
+    return run_tierflow(env, "keys", "create", *args).stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`tierflow serve` with `env` on a free port, once it answers: (the process, its base URL)."""
+    port = free_port()
+    server = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base_url) as probe:
+            poll(lambda: answers(probe, "/openapi.json"), bool, seconds=120)
+        yield server, base_url
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
 
 
 def define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
