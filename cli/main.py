@@ -304,45 +304,32 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="Key id or name.")]) -> 
 @friendly_errors
 def storage_grant(
     location: Annotated[str, typer.Argument(help="s3://BUCKET or s3://BUCKET/PREFIX.")],
-    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")],
+    namespace: NamespaceOption,
     endpoint_url: Annotated[str | None, typer.Option(help="S3-compatible endpoint (default: the server's).")] = None,
     region: Annotated[str | None, typer.Option(help="Region of the location.")] = None,
 ) -> None:
     """Let NAMESPACE's keys bind buckets to LOCATION (and read objects there)."""
-    from tierflow.catalog.engine import open_session
-    from tierflow.catalog.grants import add_grant
-    from tierflow.catalog.resources import get_namespace
-    from tierflow.grants import grant_location
-    from tierflow.settings import get_settings
+    from tierflow.storage_grants import grant_storage
 
-    granted = grant_location(location, endpoint_url=endpoint_url, region=region)
-    with open_session(get_settings().database_url) as session:
-        ns = get_namespace(session, identifier=namespace)
-        _, new = add_grant(session, namespace_id=ns["namespace_id"], location=granted)
+    granted, name, new = grant_storage(namespace=namespace, location=location, endpoint_url=endpoint_url,
+                                       region=region)
     where = f" through {granted.endpoint_url}" if granted.endpoint_url else ""
-    state = "granted" if new else "already granted"
-    console.print(f"{state}: {granted.url()}{where} to namespace {ns['namespace_name']}", highlight=False)
+    console.print(f"{'granted' if new else 'already granted'}: {granted.url()}{where} to namespace {name}",
+                  highlight=False)
 
 
 @storage_app.command("revoke")
 @friendly_errors
 def storage_revoke(
     location: Annotated[str, typer.Argument(help="The granted s3://BUCKET[/PREFIX].")],
-    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")],
+    namespace: NamespaceOption,
     endpoint_url: Annotated[str | None, typer.Option(help="The grant's endpoint, if it has one.")] = None,
 ) -> None:
     """Take a grant back: buckets bound inside it stop being listed or read."""
-    from tierflow.catalog.engine import open_session
-    from tierflow.catalog.grants import remove_grant
-    from tierflow.catalog.resources import get_namespace
-    from tierflow.grants import grant_location
-    from tierflow.settings import get_settings
+    from tierflow.storage_grants import revoke_storage
 
-    granted = grant_location(location, endpoint_url=endpoint_url)
-    with open_session(get_settings().database_url) as session:
-        ns = get_namespace(session, identifier=namespace)
-        remove_grant(session, namespace_id=ns["namespace_id"], location=granted)
-    console.print(f"revoked: {granted.url()} from namespace {ns['namespace_name']}", highlight=False)
+    granted, name = revoke_storage(namespace=namespace, location=location, endpoint_url=endpoint_url)
+    console.print(f"revoked: {granted.url()} from namespace {name}", highlight=False)
 
 
 @storage_app.command("list")
@@ -351,18 +338,12 @@ def storage_list(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Only this namespace.")] = None,
 ) -> None:
     """List storage grants."""
-    from tierflow.catalog.engine import open_session
-    from tierflow.catalog.grants import list_grants
-    from tierflow.catalog.resources import get_namespace
-    from tierflow.settings import get_settings
+    from tierflow.storage_grants import list_storage_grants
 
-    with open_session(get_settings().database_url) as session:
-        namespace_id = get_namespace(session, identifier=namespace)["namespace_id"] if namespace else None
-        rows = list_grants(session, namespace_id=namespace_id)
     table = Table(title="storage grants", title_justify="left")
     for column in ("namespace", "location", "endpoint", "region", "granted"):
         table.add_column(column)
-    for r in rows:
+    for r in list_storage_grants(namespace=namespace):
         table.add_row(r["namespace_name"], f"s3://{r['s3_bucket']}/{r['prefix']}", r["endpoint_url"] or "(default)",
                       r["region"] or "", r["created_at"])
     console.print(table)
