@@ -32,6 +32,21 @@ class FilteredPage(Page):
         default=None, description="Accepted for compatibility; results come in a stable order (key, then id).")
 
 
+class SearchRequest(Strict):
+    query_text: str | None = Field(default=None, min_length=1, max_length=4096,
+                                   description="Text to embed with the collection's own model.")
+    query_vector: list[float] | None = Field(default=None, min_length=1, max_length=4096,
+                                             description="A vector of the collection's dimension.")
+    limit: int = Field(default=10, ge=1, le=1000, description="Results to return, nearest first.")
+    filters: dict[str, Any] | None = Field(default=None,
+                                           description="A LogicalOperator applied before ranking (pre-filter).")
+
+
+class SearchResponse(BaseModel):
+    results: list[dict[str, Any]] = Field(description="Documents, each with its `score` (cosine similarity).")
+    mode: str = Field(description="How the search was answered: `exact` (every candidate compared).")
+
+
 class BatchListRequest(Page):
     status: Status | None = Field(default=None, description="Only batches in this status.")
 

@@ -2,7 +2,8 @@
 
 Starts moto's S3 server on loopback (a real HTTP endpoint, so tierflow talks to it exactly as to
 MinIO or AWS), uploads the sample notes with their metadata, applies the quickstart definitions,
-triggers the root collection and prints the response, the finished batch and a few documents.
+triggers the root collection and prints the response, the finished batch and a few documents,
+then searches the quickstart's embeddings for a question whose answer is in one note.
 The catalog is the default SQLite file, so a second run upserts: the document count stays.
 """
 
@@ -18,9 +19,10 @@ import boto3
 from moto.server import ThreadedMotoServer
 from rich.table import Table
 
-from cli.output import batch_table, console, documents_table, print_json
+from cli.output import batch_table, console, documents_table, print_json, search_table
 
 DEMO_S3_BUCKET = "tierflow-demo"
+DEMO_QUERY = "why does the sea rise and fall twice a day"
 
 
 def free_port() -> int:
@@ -53,6 +55,7 @@ def run_demo(*, definitions: Path, data: Path) -> None:
     from tierflow.batches import batch_view
     from tierflow.browse import list_collection_documents
     from tierflow.definitions import apply_file
+    from tierflow.search import search_documents
     from tierflow.settings import get_settings
 
     for name, value in (("AWS_ACCESS_KEY_ID", "demo"), ("AWS_SECRET_ACCESS_KEY", "demo"),
@@ -90,6 +93,11 @@ def run_demo(*, definitions: Path, data: Path) -> None:
         last = [name for kind, name, _ in report.actions if kind == "collection"][-1]
         sample = list_collection_documents(namespace=namespace, collection=last, filters=None, limit=3, offset=0)
         console.print(documents_table(f"a few documents of {last}", sample["results"]))
+        searched = next((name for kind, name, _ in report.actions if kind == "collection" and name.endswith("vectors")),
+                        None)
+        if searched is not None:
+            found = search_documents(namespace=namespace, collection=searched, query_text=DEMO_QUERY, limit=3)
+            console.print(search_table(f"search {searched}: {DEMO_QUERY!r}", found["results"]))
         # Before Prefect's temporary API stops with this process (deployments/runs.py).
         wait_until_recorded(batch_run_ids(response["batch_id"]))
     finally:

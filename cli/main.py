@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.output import batch_table, console, documents_table, fail, friendly_errors, print_json, quiet_tracebacks
+from cli.output import (
+    batch_table,
+    console,
+    documents_table,
+    fail,
+    friendly_errors,
+    print_json,
+    quiet_tracebacks,
+    search_table,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 batch_app = typer.Typer(no_args_is_help=True, help="Inspect batches.")
@@ -193,6 +202,27 @@ def documents_list(
         print_json(page)
         return
     console.print(documents_table(f"{collection}: {page['pagination']['total']} document(s)", page["results"]))
+
+
+@documents_app.command("search")
+@friendly_errors
+def documents_search(
+    collection: str,
+    query: Annotated[str, typer.Argument(help="Text to search for (embedded with the collection's model).")],
+    namespace: NamespaceOption,
+    filter_json: Annotated[str | None, typer.Option("--filter", help="A LogicalOperator as JSON (pre-filter).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search a collection of embeddings: its documents nearest QUERY, best first."""
+    from tierflow.search import search_documents
+
+    found = search_documents(namespace=namespace, collection=collection, query_text=query, limit=limit,
+                             filters=_json_option(filter_json, "--filter"))
+    if as_json:
+        print_json(found)
+        return
+    console.print(search_table(f"{collection}: nearest to {query!r}", found["results"]))
 
 
 @objects_app.command("list")
@@ -410,20 +440,24 @@ def db_upgrade() -> None:
 @db_app.command("check")
 @friendly_errors
 def db_check() -> None:
-    """Exit 0 if the catalog is at this version's schema, 1 (saying what to do) if not."""
+    """Exit 0 if the catalog is at this version's schema, 1 (saying what to do) if not; say how
+    vector searches are answered here."""
     from tierflow.catalog.engine import create_catalog_engine
     from tierflow.catalog.migrate import current_revision, head_revision
+    from tierflow.search import describe_search
     from tierflow.settings import get_settings
 
     engine = create_catalog_engine(get_settings().database_url)
     try:
         current = _catalog_call(engine, current_revision)
+        search = _catalog_call(engine, describe_search)
     finally:
         engine.dispose()
     if current != head_revision():
         raise fail(f"catalog schema is at {current or 'none'}, this tierflow needs {head_revision()}: "
                    "run `tierflow db upgrade`")
     console.print(f"catalog schema at {current}")
+    console.print(search, highlight=False)
 
 
 def _catalog_call(engine: Any, func: Any) -> Any:

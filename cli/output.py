@@ -99,6 +99,19 @@ def documents_table(title: str, documents: list[dict[str, Any]], fields: int = 4
     return table
 
 
+def search_table(title: str, results: list[dict[str, Any]]) -> Table:
+    """Search results: score, document id, and the fields that are not vectors."""
+    table = Table(title=title, title_justify="left")
+    for column in ("score", "document_id", "fields"):
+        table.add_column(column)
+    for doc in results:
+        shown = {k: v for k, v in doc.items() if k not in ("document_id", "collection_id", "_internal", "score")
+                 and not (isinstance(v, list) and len(v) > 16)}
+        fields = ", ".join(f"{k}={_short(v, 72)}" for k, v in shown.items())
+        table.add_row(f"{doc['score']:.3f}", doc["document_id"], fields)
+    return table
+
+
 def _short(value: Any, limit: int = 48) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,7 +22,7 @@ from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
 from tierflow.dag import find_cycle
 from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError, TierflowError, ValidationError
-from tierflow.extractors import check_parameters, get_extractor
+from tierflow.extractors import collection_extractor
 from tierflow.grants import granted_binding
 from tierflow.models.definitions import BucketSpec, CollectionSpec, NamespaceSpec
 from tierflow.settings import get_settings
@@ -79,10 +79,9 @@ def define_collection(session: Session, *, namespace_id: str, spec: CollectionSp
         ids.append(row[f"{spec.source.type}_id"])
     source["bucket_ids" if spec.source.type == "bucket" else "collection_ids"] = ids
     extractor_spec = spec.feature_extractor
-    extractor = get_extractor(extractor_spec.feature_extractor_name, extractor_spec.version)
-    check_parameters(extractor, extractor_spec.parameters)
+    extractor, params = collection_extractor(extractor_spec.model_dump(mode="json"), spec.collection_name)
     output_schema = {"properties": {
-        **extractor.output_schema(),
+        **extractor.output_schema_for(params),
         **{(p.target_path or p.source_path.rsplit(".", 1)[-1]): {"description": f"copied from {p.source_path}"}
            for p in extractor_spec.field_passthrough},
     }}

@@ -20,12 +20,13 @@ from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
+from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
 from tierflow.catalog.records import document_record
 from tierflow.discovery import object_metadata
 from tierflow.errors import TierflowError, TransientError, public_message
-from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, check_parameters, get_extractor
+from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, collection_extractor
 from tierflow.filters import MISSING, resolve_path
 from tierflow.grants import Location, locate
 from tierflow.ids import new_id, stable_id
@@ -193,10 +194,10 @@ def _parameters_hash(spec: dict[str, Any]) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _documents_for(ctx: _Context, kind: str, record: dict[str, Any], lineage_in: dict[str, Any] | None,
-                   content: Any) -> tuple[list[dict[str, Any]], bool]:
+def _documents_for(ctx: _Context, kind: str, item: ExtractorInput,
+                   lineage_in: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
     """Document rows for one input, and whether their ids are deterministic (upsert)."""
-    item = ExtractorInput(kind=kind, record=record, values=_resolve_inputs(ctx, kind, record, content))  # type: ignore[arg-type]
+    record = item.record
     outputs = ctx.extractor.extract(item, ctx.params)
     if len(outputs) > ctx.max_documents:
         raise ExtractionError(f"the extractor made {len(outputs)} documents from this input; at most "
@@ -278,8 +279,7 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
         collection = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=collection_id)
         grants = granted_locations(session, namespace_id=batch["namespace_id"])
     spec = collection["feature_extractor"]
-    extractor_cls = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
-    params = check_parameters(extractor_cls, spec.get("parameters") or {})
+    extractor_cls, params = collection_extractor(spec, collection["collection_name"])
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
     return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info, grants,
                     settings.max_documents_per_input, dedup=batch["request"].get("dedup_strategy"),
@@ -329,9 +329,9 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         if transient:
             raise transient[0]  # nothing written yet: the chunk task may be retried whole
 
-    to_upsert: list[dict[str, Any]] = []
-    to_insert: list[dict[str, Any]] = []
     learned: dict[str, dict[str, Any]] = {}
+    items: dict[str, ExtractorInput] = {}
+    failures: dict[str, BaseException] = {}
     for input_id in input_ids:
         try:
             record = records.get(input_id)
@@ -345,9 +345,23 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
                 if facts:
                     learned[input_id] = facts
                 content = content.body
-            rows, deterministic = _documents_for(ctx, kind, record, lineages.get(input_id), content)
-        except Exception as error:  # one input's failure must not stop the chunk
-            entry = _error_entry(ctx, input_id, error)
+            items[input_id] = ExtractorInput(kind=kind, record=record,  # type: ignore[arg-type]
+                                             values=_resolve_inputs(ctx, kind, record, content))
+        except Exception as unreadable:  # one input's failure must not stop the chunk
+            failures[input_id] = unreadable
+    ctx.extractor.prepare(list(items.values()), ctx.params)
+
+    to_upsert: list[dict[str, Any]] = []
+    to_insert: list[dict[str, Any]] = []
+    for input_id in input_ids:
+        problem = failures.get(input_id)
+        if problem is None:
+            try:
+                rows, deterministic = _documents_for(ctx, kind, items[input_id], lineages.get(input_id))
+            except Exception as failed:  # one input's failure must not stop the chunk
+                problem = failed
+        if problem is not None:
+            entry = _error_entry(ctx, input_id, problem)
             result.failed += 1
             result.errors.append(entry)
             outcomes.append(
@@ -365,6 +379,10 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
         catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
+        vector_field = ctx.extractor.vector_field(ctx.params)
+        if vector_field is not None:  # in step with the documents: same transaction
+            catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field,
+                                          rows=[*to_upsert, *to_insert])
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
         if kind == "object":
             catalog_objects.set_object_status(session, statuses={

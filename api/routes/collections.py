@@ -7,7 +7,17 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 
 from api.deps import CurrentKey, NamespaceDep, catalog, list_in_namespace
-from api.models import Collection, Deleted, Document, ExtractorInfo, FilteredPage, ListResponse, Page
+from api.models import (
+    Collection,
+    Deleted,
+    Document,
+    ExtractorInfo,
+    FilteredPage,
+    ListResponse,
+    Page,
+    SearchRequest,
+    SearchResponse,
+)
 from deployments.runs import start_trigger_run
 from tierflow import definitions, idempotency, planning
 from tierflow.batches import mark_batch, response_for
@@ -21,6 +31,7 @@ from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
+from tierflow.search import search_documents
 from tierflow.views import collection_views
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -70,6 +81,15 @@ def list_documents(identifier: str, namespace: NamespaceDep, page: FilteredPage 
     page = page or FilteredPage()
     return list_collection_documents(namespace=namespace["namespace_id"], collection=identifier,
                                      filters=page.filters, limit=page.limit, offset=page.offset)
+
+
+@router.post("/{identifier}/documents/search", response_model=SearchResponse)
+def search(identifier: str, namespace: NamespaceDep, request: SearchRequest) -> dict:
+    """The documents nearest `query_text` or `query_vector`, among those matching `filters`
+    (400 for a collection without embeddings, 422 for a vector of the wrong dimension)."""
+    return search_documents(namespace=namespace["namespace_id"], collection=identifier,
+                            query_text=request.query_text, query_vector=request.query_vector,
+                            limit=request.limit, filters=request.filters)
 
 
 @router.get("/{identifier}/documents/{document_id}", response_model=Document)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -218,4 +219,25 @@ storage_grants = Table(
     Column("endpoint_url", Text),
     Column("region", String(64)),
     Column("created_at", Stamp, nullable=False),
+)
+
+# Searchable vectors of documents (an extractor's `vector_field`), float32 bytes, written in the
+# transaction that writes their documents and deleted with them.
+document_vectors = Table(
+    "document_vectors",
+    metadata,
+    Column("document_id", ForeignKey("documents.document_id", ondelete="CASCADE"), primary_key=True),
+    Column("collection_id", String(64), nullable=False, index=True),
+    Column("vector", LargeBinary, nullable=False),
+)
+
+# One row per collection with vectors: `version` moves with every write, so a process that keeps
+# the collection's vectors in memory knows when to read them again.
+vector_sets = Table(
+    "vector_sets",
+    metadata,
+    Column("collection_id", ForeignKey("collections.collection_id", ondelete="CASCADE"), primary_key=True),
+    Column("field", String(128), nullable=False),
+    Column("dimension", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
 )

@@ -1,7 +1,13 @@
 """Extractors: functions from one input to documents, built-in or plugged in."""
 
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
-from tierflow.extractors.registry import available_extractors, check_parameters, describe_extractors, get_extractor
+from tierflow.extractors.registry import (
+    available_extractors,
+    check_parameters,
+    collection_extractor,
+    describe_extractors,
+    get_extractor,
+)
 
 __all__ = [
     "CONTENT",
@@ -10,6 +16,7 @@ __all__ = [
     "ExtractorInput",
     "available_extractors",
     "check_parameters",
+    "collection_extractor",
     "describe_extractors",
     "get_extractor",
 ]

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from tierflow.errors import TerminalError
+from tierflow.errors import BadRequestError, TerminalError
 
 InputKind = Literal["object", "document"]
 CONTENT = "$content"
@@ -73,6 +73,32 @@ class Extractor(ABC):
     def output_schema(cls) -> dict[str, Any]:
         """JSON schema properties of what this extractor writes."""
         return dict(cls.Output.model_json_schema().get("properties", {}))
+
+    @classmethod
+    def for_collection(cls, params: Any, collection_name: str) -> Any:
+        """The parameters as one collection runs them (e.g. a field named after the collection)."""
+        return params
+
+    @classmethod
+    def output_schema_for(cls, params: Any) -> dict[str, Any]:
+        """What this extractor writes with these parameters (`output_schema` unless it depends on them)."""
+        return cls.output_schema()
+
+    @classmethod
+    def vector_field(cls, params: Any) -> str | None:
+        """The output field holding a searchable vector, if the extractor writes one."""
+        return None
+
+    @classmethod
+    def embed_query(cls, params: Any, text: str) -> list[float]:
+        """A search's `query_text` as a vector comparable with this extractor's (`vector_field`)."""
+        raise BadRequestError(f"{cls.name} cannot embed a query text: send query_vector",
+                              details={"field": "query_text"})
+
+    def prepare(self, items: list[ExtractorInput], params: Any) -> None:
+        """Called with a chunk's inputs before `extract` is called on each: an extractor that is
+        cheaper in batches (a model) does the batch here. Must not raise for one bad input."""
+        return None  # most extractors gain nothing from seeing the chunk first
 
     @classmethod
     def needs_content(cls, input_mappings: dict[str, str]) -> bool:

@@ -10,12 +10,14 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tierflow.errors import BadRequestError, ValidationError
 from tierflow.extractors.base import Extractor
+from tierflow.extractors.embedding import EmbeddingExtractor
 from tierflow.extractors.image import ImageExtractor
 from tierflow.extractors.passthrough import PassthroughExtractor
 from tierflow.extractors.pdf import PdfExtractor
 from tierflow.extractors.text import TextExtractor
 
-_BUILTINS: tuple[type[Extractor], ...] = (PassthroughExtractor, TextExtractor, PdfExtractor, ImageExtractor)
+_BUILTINS: tuple[type[Extractor], ...] = (PassthroughExtractor, TextExtractor, PdfExtractor, ImageExtractor,
+                                          EmbeddingExtractor)
 
 
 @lru_cache(maxsize=1)
@@ -49,6 +51,14 @@ def check_parameters(extractor: type[Extractor], parameters: dict[str, Any]) -> 
             {"type": e["type"], "location": ["feature_extractor", "parameters", *e["loc"]], "message": e["msg"]}
             for e in error.errors()
         ]) from error
+
+
+def collection_extractor(spec: dict[str, Any], collection_name: str) -> tuple[type[Extractor], Any]:
+    """The extractor of a collection's `feature_extractor` spec and its parameters as that
+    collection runs them (checked, then `for_collection`)."""
+    extractor = get_extractor(spec["feature_extractor_name"], spec.get("version", "v1"))
+    params = check_parameters(extractor, spec.get("parameters") or {})
+    return extractor, extractor.for_collection(params, collection_name)
 
 
 def describe_extractors() -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
-from tierflow.extractors.embedding import hashing_embedding
+from tierflow.extractors.hashing import hashing_embedding
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
@@ -42,7 +42,7 @@ class TextChunk(BaseModel):
     chunk_index: int = Field(ge=0)
     chunk_count: int = Field(ge=1)
     text_extractor_v1_embedding: list[float] | None = Field(
-        default=None, description="A dense vector by feature hashing (see tierflow.extractors.embedding).")
+        default=None, description="A dense vector by feature hashing (see tierflow.extractors.hashing).")
 
 
 def split_text(text: str, params: TextParameters) -> list[str]:
@@ -66,7 +66,8 @@ def split_text(text: str, params: TextParameters) -> list[str]:
     return [c for c in chunks if c.strip()]
 
 
-def _as_text(value: Any) -> str:
+def as_text(value: Any) -> str:
+    """An input given as UTF-8 bytes or a string, as a string; ExtractionError otherwise."""
     if isinstance(value, bytes):
         try:
             return value.decode("utf-8")
@@ -89,7 +90,7 @@ class TextExtractor(Extractor):
     position_fields = ("chunk_index",)
 
     def extract(self, item: ExtractorInput, params: TextParameters) -> list[dict[str, Any]]:
-        chunks = split_text(_as_text(item.values.get("text")), params)
+        chunks = split_text(as_text(item.values.get("text")), params)
         return [{"text": c, "chunk_index": i, "chunk_count": len(chunks),
                  **({"text_extractor_v1_embedding": hashing_embedding(c, params.embedding_dimension)}
                     if params.embedding_dimension else {})}

@@ -1,0 +1,69 @@
+"""Documents' vectors in the catalog: written with their documents, read whole for a search.
+
+Vectors are float32 bytes (1 KB at 256 dimensions: a quarter of their JSON). Every write bumps
+the collection's `vector_sets.version`, in the same transaction, so a reader that keeps the
+vectors in memory (`tierflow.search`) reads them again exactly when they changed; deleting a
+document deletes its vector (foreign key), and a replaced input's old documents go that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from tierflow.catalog.records import document_field
+from tierflow.catalog.schema import document_vectors, documents, vector_sets
+from tierflow.catalog.upsert import upsert_rows
+from tierflow.filters import Node, compile_filter
+
+
+def write_vectors(session: Session, *, collection_id: str, field: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Store (or replace) the vector in `field` of each document row, and mark the set changed."""
+    vectors = [(row["document_id"], np.asarray(row["fields"][field], dtype=np.float32)) for row in rows
+               if isinstance(row["fields"].get(field), list)]
+    if not vectors:
+        return
+    upsert_rows(session, document_vectors,
+                [{"document_id": d, "collection_id": collection_id, "vector": v.tobytes()} for d, v in vectors],
+                keys=["document_id"], update=["vector"])
+    dimension = int(vectors[0][1].shape[0])
+    module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = module.insert(vector_sets).values(collection_id=collection_id, field=field, dimension=dimension,
+                                                  version=1)
+    session.execute(statement.on_conflict_do_update(
+        index_elements=["collection_id"],
+        set_={"field": field, "dimension": dimension, "version": vector_sets.c.version + 1}))
+
+
+def vector_set(session: Session, *, collection_id: str) -> tuple[int, int] | None:
+    """(version, dimension) of the collection's vectors, or None when it has none yet."""
+    row = session.execute(select(vector_sets.c.version, vector_sets.c.dimension)
+                          .where(vector_sets.c.collection_id == collection_id)).first()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def read_vectors(session: Session, *, collection_id: str, dimension: int) -> tuple[list[str], np.ndarray]:
+    """Every vector of the collection of that dimension: their document ids, and one row each."""
+    ids: list[str] = []
+    blobs: list[bytes] = []
+    width = dimension * 4
+    for document_id, blob in session.execute(
+            select(document_vectors.c.document_id, document_vectors.c.vector)
+            .where(document_vectors.c.collection_id == collection_id)):
+        if len(blob) == width:  # vectors of an earlier model wait until their input is processed again
+            ids.append(document_id)
+            blobs.append(blob)
+    matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimension)
+    return ids, matrix
+
+
+def matching_document_ids(session: Session, *, collection_id: str, where: Node) -> list[str]:
+    """The ids of the collection's documents that match the filter (the candidates of a search)."""
+    condition = compile_filter(where, document_field, dialect=session.get_bind().dialect.name)
+    return list(session.execute(select(documents.c.document_id)
+                                .where(documents.c.collection_id == collection_id, condition)).scalars())
