@@ -73,5 +73,5 @@ def test_a_plugin_installed_with_pip_is_found_through_its_entry_point(tmp_path, 
     finally:
         monkeypatch.undo()
         available_extractors.cache_clear()
-    with pytest.raises(Exception, match="'upper_extractor' version 'v1' does not exist; available: image_extractor"):
+    with pytest.raises(Exception, match="'upper_extractor' version 'v1' does not exist; available: embedding_extractor \\(v1\\), image_extractor"):
         get_extractor("upper_extractor")
