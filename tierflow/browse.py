@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
+from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.engine import open_session, time_limit
 from tierflow.filters import Node, parse_filter
 from tierflow.settings import get_settings
@@ -28,9 +29,10 @@ def list_collection_documents(
 
     def fetch(session: Session, namespace_id: str, where: Node) -> tuple[list[dict[str, Any]], int]:
         row = resources.get_collection(session, namespace_id=namespace_id, identifier=collection)
-        return catalog_documents.list_documents(
+        found, total = catalog_documents.list_documents(
             session, collection_id=row["collection_id"], where=where, limit=limit, offset=offset
         )
+        return catalog_vectors.attach_vectors(session, collection_id=row["collection_id"], records=found), total
 
     return _page(namespace, filters, limit, offset, fetch)
 

@@ -373,16 +373,16 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         result.documents_written += len(rows)
         outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
 
+    vector_field = ctx.extractor.vector_field(ctx.params)
+    vectors = catalog_vectors.take_vectors([*to_upsert, *to_insert], vector_field) if vector_field else []
     with open_session(settings.database_url, write=True) as session:
         if ctx.dedup == "replace":
             succeeded = [o["input_id"] for o in outcomes if o["status"] == Status.COMPLETED.value]
             catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
         catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
-        vector_field = ctx.extractor.vector_field(ctx.params)
         if vector_field is not None:  # in step with the documents: same transaction
-            catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field,
-                                          rows=[*to_upsert, *to_insert])
+            catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
         if kind == "object":
             catalog_objects.set_object_status(session, statuses={

@@ -110,8 +110,11 @@ def search_documents(*, namespace: str, collection: str, query_text: str | None 
             best = _top(scores, limit)
             chosen = [held.ids[candidates[i]] for i in best]
             stored = catalog_documents.get_document_rows(session, document_ids=chosen)
-    results = [{**document_record(stored[d]), "score": round(float(scores[i]), 6)}
-               for i, d in zip(best, chosen, strict=True) if d in stored]
+        records = [document_record(stored[d]) for d in chosen if d in stored]
+        by_id = {r["document_id"]: r for r in
+                 catalog_vectors.attach_vectors(session, collection_id=row["collection_id"], records=records)}
+    results = [{**by_id[d], "score": round(float(scores[i]), 6)}
+               for i, d in zip(best, chosen, strict=True) if d in by_id]
     return {"results": results, "mode": MODE}
 
 

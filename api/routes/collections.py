@@ -25,6 +25,7 @@ from tierflow.browse import list_collection_documents
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
+from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.records import document_record
 from tierflow.errors import NotFoundError, public_message
 from tierflow.extractors import describe_extractors
@@ -97,9 +98,10 @@ def get_document(identifier: str, document_id: str, namespace: NamespaceDep) -> 
     with catalog() as session:
         row = resources.get_collection(session, namespace_id=namespace["namespace_id"], identifier=identifier)
         found = catalog_documents.get_document_rows(session, document_ids=[document_id]).get(document_id)
-    if found is None or found["collection_id"] != row["collection_id"]:
-        raise NotFoundError(f"document in collection '{row['collection_name']}'", document_id)
-    return document_record(found)
+        if found is None or found["collection_id"] != row["collection_id"]:
+            raise NotFoundError(f"document in collection '{row['collection_name']}'", document_id)
+        return catalog_vectors.attach_vectors(session, collection_id=row["collection_id"],
+                                              records=[document_record(found)])[0]
 
 
 @router.post("/{identifier}/trigger", status_code=202, response_model=TriggerCollectionResponse)

@@ -33,6 +33,10 @@ def test_search_over_http_with_its_errors(api, flows):
     assert found.status_code == 200, found.text
     (best,) = found.json()["results"]
     assert best["key"] == "notes/tides.txt" and 0 < best["score"] <= 1 and best["_internal"]["lineage"]
+    listed = api.post("/v1/collections/vectors/documents/list", headers=headers, json={}).json()["results"]
+    assert [len(d["vectors_embedding"]) for d in listed] == [256, 256]  # stored apart, shown in place
+    one = api.get(f"/v1/collections/vectors/documents/{best['document_id']}", headers=headers).json()
+    assert one["vectors_embedding"] == best["vectors_embedding"]
     assert_error(api.post("/v1/collections/copies/documents/search", headers=headers, json={"query_text": "x"}),
                  400, "BadRequestError", "has no embeddings")
     wrong = assert_error(api.post("/v1/collections/vectors/documents/search", headers=headers,
