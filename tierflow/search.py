@@ -4,8 +4,8 @@ The search is exact: every candidate's vector is compared with the query (one ma
 numpy). A collection's vectors are read from the catalog once and kept in memory per process
 (`_Vectors`), read again when the collection's `vector_sets.version` moves, which every write
 of its vectors does in the same transaction as its documents. A filter is a pre-filter: the
-candidates are the documents that match it (found in SQL), and the best `limit` of those are
-returned, never fewer when enough match. Approximate indexes (sqlite-vec, pgvector) cannot be
+candidates are the documents that match it (checked in SQL, best-ranked first), and the best
+`limit` of those are returned, never fewer when enough match. Approximate indexes (sqlite-vec, pgvector) cannot be
 installed on the default setup (docs/design/vector-search.md).
 """
 
@@ -99,16 +99,13 @@ def search_documents(*, namespace: str, collection: str, query_text: str | None 
         if found is None:
             return {"results": [], "mode": MODE}
         held = _vectors(session, url, row["collection_id"], *found)
+        scores = held.matrix @ query if len(held.ids) else np.empty(0, dtype=np.float32)
         with time_limit(session, settings.query_timeout_seconds):
             if where == MATCH_ALL:
-                candidates = np.arange(len(held.ids))
+                best = _top(scores, limit)
             else:
-                matching = catalog_vectors.matching_document_ids(session, collection_id=row["collection_id"],
-                                                                 where=where)
-                candidates = np.fromiter((held.rows[d] for d in matching if d in held.rows), dtype=np.int64)
-            scores = held.matrix[candidates] @ query if len(candidates) else np.empty(0, dtype=np.float32)
-            best = _top(scores, limit)
-            chosen = [held.ids[candidates[i]] for i in best]
+                best = _best_matching(session, row["collection_id"], where, held, scores, limit)
+            chosen = [held.ids[i] for i in best]
             stored = catalog_documents.get_document_rows(session, document_ids=chosen)
         records = [document_record(stored[d]) for d in chosen if d in stored]
         by_id = {r["document_id"]: r for r in
@@ -116,6 +113,38 @@ def search_documents(*, namespace: str, collection: str, query_text: str | None 
     results = [{**by_id[d], "score": round(float(scores[i]), 6)}
                for i, d in zip(best, chosen, strict=True) if d in by_id]
     return {"results": results, "mode": MODE}
+
+
+_FIRST_CHECK = 256
+"""Best-ranked documents whose filter is checked first; each later round checks four times more."""
+_WALK_LIMIT = 0.2
+"""Past this share of the collection checked, a filter that matches so little is run on its own."""
+
+
+def _best_matching(session: Session, collection_id: str, where: Any, held: _Vectors, scores: np.ndarray,
+                   limit: int) -> list[int]:
+    """Rows of the `limit` best-scoring documents among those matching `where`, best first.
+
+    The documents are walked in score order and the filter is checked in SQL on each round's
+    documents only: at 100,000 documents checking the filter on all of them cost 230 ms, while a
+    filter that keeps one in ten finds its `limit` among the first few hundred. A filter that
+    matches too little for that to pay is run once over the whole collection instead. Either way
+    the answer is the pre-filtered one."""
+    order = np.argsort(-scores, kind="stable")
+    found: list[int] = []
+    checked, size = 0, max(_FIRST_CHECK, 4 * limit)
+    while len(found) < limit and checked < len(order):
+        if checked >= _WALK_LIMIT * len(order):
+            matching = catalog_vectors.matching_document_ids(session, collection_id=collection_id, where=where)
+            rows = np.fromiter((held.rows[d] for d in matching if d in held.rows), dtype=np.int64)
+            return [int(rows[i]) for i in _top(scores[rows], limit)]
+        batch = order[checked:checked + size]
+        ids = [held.ids[i] for i in batch]
+        passing = set(catalog_vectors.matching_document_ids(session, collection_id=collection_id, where=where,
+                                                            among=ids))
+        found.extend(int(i) for i in batch if held.ids[i] in passing)
+        checked, size = checked + len(batch), size * 4
+    return found[:limit]
 
 
 def describe_search(engine: Engine) -> str:

@@ -91,8 +91,11 @@ def read_vectors(session: Session, *, collection_id: str, dimension: int) -> tup
     return ids, matrix
 
 
-def matching_document_ids(session: Session, *, collection_id: str, where: Node) -> list[str]:
-    """The ids of the collection's documents that match the filter (the candidates of a search)."""
+def matching_document_ids(session: Session, *, collection_id: str, where: Node,
+                          among: Sequence[str] | None = None) -> list[str]:
+    """The ids of the collection's documents that match the filter (of those `among`, if given)."""
     condition = compile_filter(where, document_field, dialect=session.get_bind().dialect.name)
-    return list(session.execute(select(documents.c.document_id)
-                                .where(documents.c.collection_id == collection_id, condition)).scalars())
+    query = select(documents.c.document_id).where(documents.c.collection_id == collection_id, condition)
+    if among is not None:
+        query = query.where(documents.c.document_id.in_(list(among)))
+    return list(session.execute(query).scalars())
