@@ -3,7 +3,8 @@
 `wordllama-256` (the default) ships its weights and tokenizer inside the `wordllama` wheel; it is
 loaded from the package's own folder with downloads turned off (its plain `load()` looks for the
 tokenizer elsewhere and would try the network). `sentence-transformers` embeds with a model the
-user already has on disk (`model_path`), through the optional package of that name.
+operator put under `TIERFLOW_MODELS_DIR` (`model_path` names a folder there), through the
+optional package of that name.
 Every model gives unit vectors as float32 rows, so a dot product is the cosine similarity.
 """
 
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from tierflow.errors import BadRequestError
+from tierflow.settings import get_settings
 
 DEFAULT_MODEL = "wordllama-256"
 MODELS = (DEFAULT_MODEL, "sentence-transformers")
@@ -75,10 +77,20 @@ def check_model(name: str, path: str | None) -> None:
             raise ModelUnavailableError(
                 "parameters.model: 'sentence-transformers' needs its package: pip install "
                 "'tierflow[sentence-transformers]' where tierflow runs", details={"field": "parameters.model"})
-        if not path or not Path(path).exists():
+        if model_folder(path) is None:
             raise ModelUnavailableError(
-                f"parameters.model_path: {path!r} is not a model folder on this machine (models are never "
-                "downloaded)", details={"field": "parameters.model_path"})
+                f"parameters.model_path: {path!r} is not a model folder under TIERFLOW_MODELS_DIR (models are "
+                "never downloaded)", details={"field": "parameters.model_path"})
+
+
+def model_folder(path: str | None) -> Path | None:
+    """The folder of a model on disk, named relative to `TIERFLOW_MODELS_DIR`, or None when it is
+    not a folder there: whoever defines a collection names models, never places on the server."""
+    if not path:
+        return None
+    root = Path(get_settings().models_dir).expanduser().resolve()
+    folder = (root / path).resolve()
+    return folder if folder.is_relative_to(root) and folder != root and folder.is_dir() else None
 
 
 @lru_cache(maxsize=8)
@@ -87,8 +99,9 @@ def load_model(name: str = DEFAULT_MODEL, path: str | None = None) -> EmbeddingM
     check_model(name, path)
     if name == DEFAULT_MODEL:
         return _WordLlama()
-    assert path is not None
-    return _SentenceTransformer(path)
+    folder = model_folder(path)
+    assert folder is not None  # checked above
+    return _SentenceTransformer(str(folder))
 
 
 def model_dimension(name: str) -> int | None:

@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         description="Time limit of a listing query (documents, objects); past it the request is answered 400.",
     )
 
+    models_dir: str = Field(
+        default=str(Path.home() / ".tierflow" / "models"),
+        description="Where embedding models on disk live; an embedding_extractor's model_path names a folder here.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -36,3 +36,19 @@ def test_inputs_without_text_fail_alone():
     with pytest.raises(ExtractionError, match="nothing to embed"):
         extractor.extract(item("   "), params())
     assert extractor.extract(item("fine"), params())[0]["notes_embedding"]
+
+
+def test_models_on_disk_are_named_inside_the_models_folder_only(tmp_path, monkeypatch):
+    from tierflow.embeddings import model_folder
+    from tierflow.settings import get_settings
+
+    (tmp_path / "models" / "mini").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    monkeypatch.setenv("TIERFLOW_MODELS_DIR", str(tmp_path / "models"))
+    get_settings.cache_clear()
+    try:
+        assert model_folder("mini") == (tmp_path / "models" / "mini").resolve()
+        for outside in ("../secret", str(tmp_path / "secret"), "/etc", ".", "", "missing", None):
+            assert model_folder(outside) is None
+    finally:
+        get_settings.cache_clear()

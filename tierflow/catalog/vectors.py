@@ -95,7 +95,11 @@ def matching_document_ids(session: Session, *, collection_id: str, where: Node,
                           among: Sequence[str] | None = None) -> list[str]:
     """The ids of the collection's documents that match the filter (of those `among`, if given)."""
     condition = compile_filter(where, document_field, dialect=session.get_bind().dialect.name)
-    query = select(documents.c.document_id).where(documents.c.collection_id == collection_id, condition)
     if among is not None:
-        query = query.where(documents.c.document_id.in_(list(among)))
+        # By id alone (ids are unique across collections, and these are the collection's own):
+        # with the collection's column in the query too, SQLite scanned the collection's index
+        # instead of looking the ids up.
+        query = select(documents.c.document_id).where(documents.c.document_id.in_(list(among)), condition)
+    else:
+        query = select(documents.c.document_id).where(documents.c.collection_id == collection_id, condition)
     return list(session.execute(query).scalars())

@@ -22,7 +22,8 @@ class EmbeddingParameters(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     model: str = Field(default=DEFAULT_MODEL, description="wordllama-256 (shipped, 256 dimensions) or "
                        "sentence-transformers (a model on disk at model_path; needs its package).")
-    model_path: str | None = Field(default=None, description="Folder of a sentence-transformers model.")
+    model_path: str | None = Field(default=None, max_length=255,
+                                   description="Folder of a sentence-transformers model, under TIERFLOW_MODELS_DIR.")
     output_field: str | None = Field(default=None, pattern=_FIELD,
                                      description="Where the vector goes; default <collection-name>_embedding.")
 
