@@ -23,13 +23,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadscope
 
-# About seven minutes on two cores (6 min 41 s on a fresh clone). bench/pipeline.py --large adds 100,000
-# objects (about fifteen minutes with its 10,000-object run, a fifth of it seeding moto).
+# About eight minutes on two cores (6 min 41 s on a fresh clone, plus bench/search.py's minute or
+# two). bench/pipeline.py --large adds 100,000 objects (about fifteen minutes with its
+# 10,000-object run, a fifth of it seeding moto).
 bench: $(STAMP)
 	$(BIN)/python bench/filter_pushdown.py
 	$(BIN)/python bench/reads.py
 	$(BIN)/python bench/pipeline.py --objects 1000 2000 10000
 	$(BIN)/python bench/scale_out.py
+	$(BIN)/python bench/search.py
 
 serve-flows: $(STAMP)
 	$(BIN)/tierflow deployments serve
