@@ -109,14 +109,13 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
     bucket may reach is read (`tierflow.grants.locate`), and nothing over `max_object_bytes`."""
     blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
     urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
-
     limit = get_settings().max_object_bytes
 
     def fetch(object_id: str) -> StoredFile:
         record = records[object_id]
         target = locate(buckets[record["bucket_id"]], grants, urls[object_id])
         if (record.get("size_bytes") or 0) > limit:  # listed too large: not read at all
-            raise ObjectTooLargeError(f"{urls[object_id]}", size=record["size_bytes"], limit=limit)
+            raise ObjectTooLargeError(urls[object_id], size=record["size_bytes"], limit=limit)
         return read_object(s3_client(*storage_location(target.binding())), target.s3_bucket, target.key,
                            max_bytes=limit)
 
