@@ -1,7 +1,7 @@
 """Where a contender's memory is, sampled once a second: the C heap glibc's allocator holds (in use,
 and freed but kept), and SQLite's own allocations.
 
-Peak RSS alone does not say why it grows with the batch; these do (flows/memory.py): Python's and
+Peak RSS alone does not say why it grows with the batch; these do (docs/design/memory.md): Python's and
 SQLite's use stayed flat from 10,000 to 100,000 objects while the freed-but-kept heap grew. glibc
 only (`mallinfo2`, glibc 2.33 and later); elsewhere the summary is empty.
 """
@@ -13,7 +13,7 @@ import ctypes.util
 import threading
 from typing import Any
 
-from flows.memory import glibc_function
+from tierflow.process import glibc_function
 
 _MB = 1 << 20
 

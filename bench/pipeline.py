@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.heap import HeapSampler  # noqa: E402
 from cli.demo import free_port  # noqa: E402
+from tierflow.process import MALLOC_ARENAS  # noqa: E402
 
 S3_BUCKET = os.environ.get("TIERFLOW_BENCH_S3_BUCKET", "tierflow-bench")
 PREFIX = os.environ.get("TIERFLOW_BENCH_PREFIX", "texts/")
@@ -303,7 +304,9 @@ def measure(contender: str, endpoint: str) -> dict[str, Any]:
     medians of two alternating runs) and tierflow the same (6.82 against 6.61 s)."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
-    if contender != "tierflow":  # a script of one's own runs on glibc's default arenas (flows/memory.py)
+    if contender == "tierflow":  # as `tierflow` and the flows configure their process (tierflow/process.py)
+        env.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
+    else:  # a script of one's own runs on glibc's default arenas
         env.pop("MALLOC_ARENA_MAX", None)
     out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint],
                          env=env, capture_output=True, text=True, check=False)

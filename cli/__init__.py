@@ -7,7 +7,3 @@ import os
 # that times out there has done nothing at all, so give it two minutes. Set before Prefect loads
 # its settings; an explicit value in the environment wins.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-# Imported before anything starts a thread: the flows package caps glibc's arenas for this process
-# and the processes it starts, which only holds for threads not yet running (flows/memory.py).
-import flows  # noqa: E402, F401

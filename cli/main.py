@@ -42,6 +42,14 @@ app.add_typer(storage_app, name="storage")
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")]
 
 
+@app.callback()
+def tune_process() -> None:
+    """Before any command, and so before any thread: this process runs batches (or starts those that do)."""
+    from tierflow.process import configure_process
+
+    configure_process()
+
+
 def _json_option(text: str | None, name: str) -> Any:
     if text is None:
         return None

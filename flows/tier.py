@@ -34,13 +34,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from flows.clients import shared_prefect_client
-from flows.memory import tune_memory
 from flows.runners import chunks_at_once
 from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
 from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
 from tierflow.errors import is_transient, public_message
+from tierflow.process import configure_process, tune_collector
 from tierflow.selection import select_new_inputs
 from tierflow.storage import io_ticket
 
@@ -169,7 +169,8 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
 async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None) -> dict[str, Any]:
     """Process one tier of a batch: every collection of the tier, chunk by chunk."""
-    tune_memory()
+    configure_process()
+    tune_collector()
     with shared_prefect_client():
         return await _run_tier(batch_id, tier_num, parent_task_id)
 

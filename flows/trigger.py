@@ -17,7 +17,6 @@ from prefect.futures import PrefectFuture, wait
 from prefect.runtime import flow_run
 
 from flows.clients import shared_prefect_client
-from flows.memory import tune_memory
 from flows.runners import tier_task_runner
 from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
@@ -27,6 +26,7 @@ from tierflow.batches import batch_view
 from tierflow.errors import public_message
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
+from tierflow.process import configure_process, tune_collector
 from tierflow.summary import batch_markdown
 
 
@@ -50,7 +50,8 @@ async def trigger_collection(
         batch_id: Leave empty. Set by the REST API, which plans the batch before it starts the run
             so that it can answer with the batch id at once.
     """
-    tune_memory()
+    configure_process()
+    tune_collector()
     with shared_prefect_client():
         return await _run_batch(namespace, collection, request, batch_id)
 

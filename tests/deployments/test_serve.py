@@ -26,8 +26,8 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
 
     import yaml
 
-    from flows.memory import MALLOC_ARENAS
     from flows.trigger import trigger_collection
+    from tierflow.process import MALLOC_ARENAS
 
     spec = yaml.safe_load((Path(__file__).parents[2] / "prefect.yaml").read_text())
     entrypoints = {d["name"]: d["entrypoint"] for d in spec["deployments"]}

@@ -1,6 +1,6 @@
-"""A process that imports the flows allocates from at most `MALLOC_ARENAS` glibc arenas, however
-many threads it runs, and so do the processes it starts (flows/memory.py), unless
-`MALLOC_ARENA_MAX` says otherwise."""
+"""A process that calls `configure_process()` (as the `tierflow` command does first) allocates
+from at most `MALLOC_ARENAS` glibc arenas, however many threads it runs, and so do the processes it
+starts, unless `MALLOC_ARENA_MAX` says otherwise; importing the flows alone tunes nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.memory import MALLOC_ARENAS
+from tierflow.process import MALLOC_ARENAS
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's allocator only"
@@ -22,12 +22,16 @@ pytestmark = pytest.mark.skipif(
 ROOT = Path(__file__).resolve().parents[2]
 
 # Sixteen threads each hold some C-heap allocations at once, then glibc's malloc_info counts the
-# arenas ("<heap nr=...>") the process has. argv[1]: "import" imports the flows first (as the
-# command line does), "none" does not, "child" imports them and runs "none" in a new process.
+# arenas ("<heap nr=...>") the process has. argv[1]: "configure" calls configure_process first (as
+# the command line does), "import" only imports the flows, "none" neither, "child" configures and
+# runs "none" in a new process.
 _PROBE = """
 import ctypes, ctypes.util, os, subprocess, sys, tempfile, threading
-if sys.argv[1] in ("import", "child"):
-    import flows
+if sys.argv[1] in ("configure", "child"):
+    from tierflow.process import configure_process
+    configure_process()
+if sys.argv[1] == "import":
+    import flows.trigger
 if sys.argv[1] == "child":
     sys.exit(subprocess.run([sys.executable, "-c", sys.argv[2], "none", sys.argv[2]]).returncode)
 ready, hold = threading.Barrier(17), threading.Event()
@@ -57,11 +61,16 @@ def _arenas(mode: str, **env: str) -> tuple[str, int]:
     return said, int(count)
 
 
-def test_threads_of_a_process_that_imports_the_flows_share_the_capped_arenas():
+def test_threads_of_a_configured_process_share_the_capped_arenas():
     assert ctypes.util.find_library("c")
-    assert _arenas("import") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
+    assert _arenas("configure") == (str(MALLOC_ARENAS), MALLOC_ARENAS)
     said, default = _arenas("none")
     assert said == "-" and default > MALLOC_ARENAS  # what the cap saves: an arena per thread
+
+
+def test_importing_the_flows_tunes_nothing():
+    said, count = _arenas("import")
+    assert said == "-" and count > MALLOC_ARENAS
 
 
 def test_the_processes_it_starts_are_capped_from_their_start():
@@ -69,5 +78,5 @@ def test_the_processes_it_starts_are_capped_from_their_start():
 
 
 def test_an_arena_max_in_the_environment_rules():
-    said, count = _arenas("import", MALLOC_ARENA_MAX="4")
+    said, count = _arenas("configure", MALLOC_ARENA_MAX="4")
     assert said == "4" and count > MALLOC_ARENAS

@@ -13,7 +13,6 @@ from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 
 import tasks.chunks
-from flows import memory
 from flows import tier as tier_flow
 from flows import trigger as trigger_flow
 from tasks.feeds import StartLine, TierFeed, batch_feeds, feed_into
@@ -26,6 +25,7 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
+from tierflow import process
 from tierflow.batches import ChunkCutter, batch_view
 from tierflow.settings import get_settings
 
@@ -232,14 +232,14 @@ def test_each_chunk_takes_its_place_for_reads_when_the_tier_submits_it(chunk_tas
 
 def test_the_collector_is_set_once_per_process(monkeypatch):
     before = gc.get_threshold()
-    monkeypatch.setattr(memory, "_tuned", False)
+    monkeypatch.setattr(process, "_tuned", False)
     try:
         gc.set_threshold(700, 10, 10)
-        memory.tune_memory()
-        assert gc.get_threshold() == (memory.YOUNG_THRESHOLD, 10, 10)
+        process.tune_collector()
+        assert gc.get_threshold() == (process.YOUNG_THRESHOLD, 10, 10)
         assert gc.get_freeze_count() > 0
         gc.set_threshold(500, 10, 10)
-        memory.tune_memory()  # a later batch of the same process changes nothing
+        process.tune_collector()  # a later batch of the same process changes nothing
         assert gc.get_threshold() == (500, 10, 10)
     finally:
         gc.set_threshold(*before)
