@@ -131,11 +131,9 @@ def batch_show(batch_id: str, as_json: Annotated[bool, typer.Option("--json", he
 @friendly_errors
 def batch_cancel(batch_id: str) -> None:
     """Cancel a batch: its Prefect runs are cancelled and it ends CANCELED."""
-    from deployments.runs import cancel_runs
-    from tierflow.batches import batch_view, cancel_batch
+    from deployments import operations
 
-    cancel_runs(cancel_batch(batch_id))
-    console.print(batch_table(batch_view(batch_id)))
+    console.print(batch_table(operations.cancel(batch_id)))
 
 
 @batch_app.command("retry")
@@ -146,14 +144,13 @@ def batch_retry(
     tier: Annotated[list[int] | None, typer.Option(help="Only this tier (repeatable).")] = None,
 ) -> None:
     """Re-run a finished batch's failed inputs (here, as a new flow run); succeeded ones are untouched."""
-    from flows.trigger import trigger_collection
-    from tierflow.batches import batch_view, reset_failed_inputs
+    from deployments import operations
+    from tierflow.batches import batch_view
 
-    view = batch_view(batch_id)
-    count = reset_failed_inputs(batch_id, transient_only=transient_only, tier_nums=tier)
-    console.print(f"retrying {count} failed input(s) of batch {batch_id}", highlight=False)
     quiet_tracebacks()
-    asyncio.run(trigger_collection(view["namespace_id"], view["collection_ids"][0], batch_id=batch_id))
+    count, _ = operations.retry(batch_id, transient_only=transient_only, tier_nums=tier,
+                                via=operations.Via.THIS_PROCESS)
+    console.print(f"retried {count} failed input(s) of batch {batch_id}", highlight=False)
     console.print(batch_table(batch_view(batch_id)))
 
 
@@ -165,18 +162,11 @@ def batch_resume(
         help="Resume even though Prefect still shows the batch's run as running (it was killed).")] = False,
 ) -> None:
     """Finish a batch whose run died: only inputs not done yet are processed, nothing twice."""
-    from flows.trigger import trigger_collection
-    from tasks.runs import read_run_states
-    from tierflow.batches import batch_view, check_resumable
+    from deployments import operations
+    from tierflow.batches import batch_view
 
-    batch = check_resumable(batch_id)
-    alive = [s for s in asyncio.run(read_run_states([batch["task_id"]] if batch["task_id"] else [])).values()
-             if s in ("RUNNING", "PENDING", "SCHEDULED")]
-    if alive and not force:
-        raise fail(f"batch {batch_id}: its run is still {alive[0]} in Prefect; if that process is gone "
-                   "(killed), resume with --force")
     quiet_tracebacks()
-    asyncio.run(trigger_collection(batch["namespace_id"], batch["collection_id"], batch_id=batch_id))
+    operations.resume(batch_id, force=force, via=operations.Via.THIS_PROCESS)
     console.print(batch_table(batch_view(batch_id)))
 
 

@@ -8,12 +8,12 @@ from fastapi import APIRouter
 
 from api.deps import NamespaceDep, catalog
 from api.models import Batch, BatchListRequest, ListResponse, RetryRequest, RetryResponse, Task
-from deployments.runs import cancel_runs, read_task, start_trigger_run
-from tierflow.batches import batch_view, cancel_batch, mark_batch, reset_failed_inputs
+from deployments import operations
+from deployments.runs import read_task
+from tierflow.batches import batch_view
 from tierflow.browse import page_of
 from tierflow.catalog import batches as catalog_batches
-from tierflow.errors import NotFoundError, public_message
-from tierflow.models.status import Status
+from tierflow.errors import NotFoundError
 
 router = APIRouter(tags=["batches and tasks"])
 
@@ -46,23 +46,16 @@ def list_batches(namespace: NamespaceDep, page: BatchListRequest | None = None) 
 def cancel(batch_id: str, namespace: NamespaceDep) -> dict:
     """Cancel the batch's Prefect runs; the batch ends CANCELED (chunks already written stay whole)."""
     _batch_in(namespace, batch_id)
-    cancel_runs(cancel_batch(batch_id))
-    return batch_view(batch_id)
+    return operations.cancel(batch_id)
 
 
 @router.post("/v1/batches/{batch_id}/retry", status_code=202, response_model=RetryResponse)
 def retry(batch_id: str, namespace: NamespaceDep, options: RetryRequest | None = None) -> dict:
     """Re-run only the failed inputs (all, or those that failed transiently) as a new flow run."""
     options = options or RetryRequest()
-    view = _batch_in(namespace, batch_id)
-    count = reset_failed_inputs(batch_id, transient_only=options.retry_mode == "transient_only",
-                                tier_nums=options.tier_nums)
-    try:
-        task_id = start_trigger_run({"namespace": view["namespace_id"], "collection": view["collection_ids"][0],
-                                     "batch_id": batch_id})
-    except Exception as error:
-        mark_batch(batch_id, Status.FAILED, error_summary={"message": public_message(error)})
-        raise
+    _batch_in(namespace, batch_id)
+    count, task_id = operations.retry(batch_id, transient_only=options.retry_mode == "transient_only",
+                                      tier_nums=options.tier_nums, via=operations.Via.DEPLOYMENT)
     return {"batch_id": batch_id, "task_id": task_id, "retried_inputs": count,
             "message": f"retrying {count} failed input(s) of batch {batch_id}"}
 

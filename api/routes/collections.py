@@ -18,19 +18,16 @@ from api.models import (
     SearchRequest,
     SearchResponse,
 )
-from deployments.runs import start_trigger_run
-from tierflow import definitions, idempotency, planning
-from tierflow.batches import mark_batch, response_for
+from deployments import operations
+from tierflow import definitions, idempotency
 from tierflow.browse import list_collection_documents
-from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
 from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.records import document_record
-from tierflow.errors import NotFoundError, public_message
+from tierflow.errors import NotFoundError
 from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
-from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
 from tierflow.search import search_documents
 from tierflow.views import collection_views
@@ -118,21 +115,7 @@ def trigger_collection(
     namespace_id = namespace["namespace_id"]
 
     def start() -> dict:
-        plan = planning.plan_batch(namespace=namespace_id, collection=identifier, request=request, task_id=None)
-        try:
-            task_id = start_trigger_run({"namespace": namespace_id, "collection": plan.collection_id,
-                                         "request": request.model_dump(mode="json", exclude_none=True),
-                                         "batch_id": plan.batch_id})
-        except Exception as error:
-            mark_batch(plan.batch_id, Status.FAILED, error_summary={"message": public_message(error)})
-            raise
-        with catalog() as session:
-            # Only the task id: the run may already be moving the batch's status on.
-            catalog_batches.update_batch(session, batch_id=plan.batch_id, task_id=task_id)
-            batch = catalog_batches.get_batch(session, batch_id=plan.batch_id)
-        answer = response_for(batch).model_dump(mode="json")
-        answer["message"] = f"batch {plan.batch_id} submitted: {len(plan.tiers)} tier(s); poll the task or the batch"
-        return answer
+        return operations.start_batch(namespace_id=namespace_id, collection=identifier, request=request)
 
     if idempotency_key is None:
         return start()

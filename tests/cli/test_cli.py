@@ -121,7 +121,7 @@ def test_batch_retry_after_a_fix_and_cancel_of_a_finished_batch(flows, tmp_path)
     put_text(flows, "notes/bad.txt", "now fine")
     retried = runner.invoke(app, ["batch", "retry", batch_id, "--tier", "0"])
     assert retried.exit_code == 0, retried.output
-    assert "retrying 1 failed input(s)" in retried.stdout
+    assert "retried 1 failed input(s)" in retried.stdout
     view = json.loads(runner.invoke(app, ["batch", "show", batch_id, "--json"]).stdout)
     assert view["status"] == "COMPLETED" and view["failed_object_count"] == 0
     assert [t["inputs_succeeded"] for t in view["tier_tasks"]] == [2, 2]
