@@ -15,12 +15,13 @@ import threading
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tierflow.errors import BadRequestError
 from tierflow.settings import get_settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_MODEL = "wordllama-256"
 MODELS = (DEFAULT_MODEL, "sentence-transformers")
@@ -49,6 +50,8 @@ class _WordLlama:
         self._lock = threading.Lock()  # its tokenizer is shared; chunks embed from several threads
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         with self._lock:
             vectors = self._model.embed(list(texts), norm=True, return_np=True)
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
@@ -62,6 +65,8 @@ class _SentenceTransformer:
         self.dimension = int(self._model.get_sentence_embedding_dimension())
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
         vectors = self._model.encode(list(texts), normalize_embeddings=True, convert_to_numpy=True)
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dimension)
 

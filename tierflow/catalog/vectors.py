@@ -9,10 +9,10 @@ document deletes its vector (foreign key), and a replaced input's old documents 
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -22,17 +22,22 @@ from tierflow.catalog.schema import document_vectors, documents, vector_sets
 from tierflow.catalog.upsert import upsert_rows
 from tierflow.filters import Node, compile_filter
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def write_vectors(session: Session, *, collection_id: str, field: str,
                   vectors: Sequence[tuple[str, Sequence[float]]]) -> None:
     """Store (or replace) each document's vector, kept as `field`, and mark the set changed."""
     if not vectors:
         return
-    packed = [(d, np.asarray(v, dtype=np.float32)) for d, v in vectors]
+    # float32 in the machine's byte order, as numpy reads them back (`read_vectors`); the array
+    # module keeps numpy out of processes that only write (a flow imports it for nothing else).
     upsert_rows(session, document_vectors,
-                [{"document_id": d, "collection_id": collection_id, "vector": v.tobytes()} for d, v in packed],
+                [{"document_id": d, "collection_id": collection_id, "vector": array("f", v).tobytes()}
+                 for d, v in vectors],
                 keys=["document_id"], update=["vector"])
-    dimension = int(packed[0][1].shape[0])
+    dimension = len(vectors[0][1])
     module: Any = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = module.insert(vector_sets).values(collection_id=collection_id, field=field, dimension=dimension,
                                                   version=1)
@@ -65,7 +70,9 @@ def attach_vectors(session: Session, *, collection_id: str, records: list[dict[s
     for record in records:
         blob = stored.get(record["document_id"])
         if blob is not None:
-            record[found[0]] = np.frombuffer(blob, dtype=np.float32).tolist()
+            unpacked = array("f")
+            unpacked.frombytes(blob)
+            record[found[0]] = unpacked.tolist()
     return records
 
 
@@ -78,6 +85,8 @@ def vector_set(session: Session, *, collection_id: str) -> tuple[int, int] | Non
 
 def read_vectors(session: Session, *, collection_id: str, dimension: int) -> tuple[list[str], np.ndarray]:
     """Every vector of the collection of that dimension: their document ids, and one row each."""
+    import numpy as np
+
     ids: list[str] = []
     blobs: list[bytes] = []
     width = dimension * 4
