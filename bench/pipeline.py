@@ -173,7 +173,7 @@ def run_tierflow(tmp: str) -> dict[str, Any]:
     import asyncio
 
     from flows.trigger import trigger_collection
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
 
     _warm_up()
     _apply(tmp)

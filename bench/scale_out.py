@@ -79,7 +79,7 @@ def child(contender: str) -> None:
     import yaml
 
     from flows.trigger import trigger_collection
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
     from tierflow.definitions import apply_file
     from tierflow.settings import get_settings
 

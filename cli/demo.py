@@ -52,7 +52,7 @@ def run_demo(*, definitions: Path, data: Path) -> None:
     """Seed, apply, trigger and print (see the module docstring)."""
     from deployments.runs import batch_run_ids, wait_until_recorded
     from flows.trigger import trigger_collection
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
     from tierflow.browse import list_collection_documents
     from tierflow.definitions import apply_file
     from tierflow.search import search_documents

@@ -94,7 +94,7 @@ def trigger(
     """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
     from deployments.runs import batch_run_ids, wait_until_recorded
     from flows.trigger import trigger_collection
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
     from tierflow.models.trigger import TriggerRequest
     from tierflow.planning import validate_trigger
 
@@ -115,7 +115,7 @@ def trigger(
 @friendly_errors
 def batch_show(batch_id: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Show a batch: status, per-tier counters and task ids, failed inputs."""
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
 
     view = batch_view(batch_id)
     if as_json:
@@ -145,7 +145,7 @@ def batch_retry(
 ) -> None:
     """Re-run a finished batch's failed inputs (here, as a new flow run); succeeded ones are untouched."""
     from deployments import operations
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
 
     quiet_tracebacks()
     count, _ = operations.retry(batch_id, transient_only=transient_only, tier_nums=tier,
@@ -163,7 +163,7 @@ def batch_resume(
 ) -> None:
     """Finish a batch whose run died: only inputs not done yet are processed, nothing twice."""
     from deployments import operations
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
 
     quiet_tracebacks()
     operations.resume(batch_id, force=force, via=operations.Via.THIS_PROCESS)

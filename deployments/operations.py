@@ -16,7 +16,8 @@ from typing import Any
 
 from deployments.runs import cancel_runs, start_trigger_run
 from tierflow import planning
-from tierflow.batches import batch_view, cancel_batch, check_resumable, mark_batch, reset_failed_inputs, response_for
+from tierflow.batch_view import batch_view, response_for
+from tierflow.batches import cancel_batch, check_resumable, mark_batch, reset_failed_inputs
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
 from tierflow.errors import BadRequestError, public_message

@@ -38,7 +38,8 @@ from flows.runners import chunks_at_once
 from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
-from tierflow.batches import ChunkCutter, chunk_plan, fail_inputs, reach_tier, start_tier, tier_shape
+from tierflow.batches import fail_inputs, reach_tier, start_tier
+from tierflow.chunking import ChunkCutter, chunk_plan, tier_shape
 from tierflow.errors import is_transient, public_message
 from tierflow.process import configure_process, tune_collector
 from tierflow.selection import select_new_inputs

@@ -22,7 +22,7 @@ from flows.tier import process_tier
 from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tasks.feeds import TierFeed, batch_feeds, feed_into, start_line
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.errors import public_message
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan

@@ -6,7 +6,7 @@ from typing import Any
 
 
 def batch_markdown(view: dict[str, Any]) -> str:
-    """Markdown for a batch view (`tierflow.batches.batch_view`)."""
+    """Markdown for a batch view (`tierflow.batch_view.batch_view`)."""
     lines = [
         f"# Batch `{view['batch_id']}`: {view['status']}",
         "",

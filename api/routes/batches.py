@@ -10,7 +10,7 @@ from api.deps import NamespaceDep, catalog
 from api.models import Batch, BatchListRequest, ListResponse, RetryRequest, RetryResponse, Task
 from deployments import operations
 from deployments.runs import read_task
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.browse import page_of
 from tierflow.catalog import batches as catalog_batches
 from tierflow.errors import NotFoundError

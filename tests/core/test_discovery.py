@@ -9,11 +9,11 @@ from sqlalchemy import update
 
 from tests.utils.factories import apply_definitions, chunk_collection, put_text, text_bucket
 from tierflow import batches, planning
-from tierflow.batches import chunk_plan
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import objects
+from tierflow.chunking import chunk_plan
 from tierflow.discovery import discover_bucket_by_id, object_id_for
 from tierflow.models.trigger import TriggerRequest
 from tierflow.processing import process_chunk

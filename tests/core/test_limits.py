@@ -9,7 +9,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from tests.utils.factories import apply_definitions, chunk_collection, put_text, text_bucket, trigger
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.catalog.engine import QueryTimeoutError, open_session, time_limit
 from tierflow.extractors import ExtractionError, ExtractorInput
 from tierflow.extractors.image import ImageExtractor, ImageParameters

@@ -16,7 +16,7 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.browse import list_collection_documents
 
 

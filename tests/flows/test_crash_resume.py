@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from flows.resume import resume_crashed_batches
 from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, text_bucket
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs, batches, documents
 

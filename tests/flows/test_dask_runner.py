@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, text_bucket, trigger
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.catalog.engine import dispose_engines, open_session
 from tierflow.catalog.schema import collections, documents, objects
 from tierflow.settings import get_settings

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from tests.utils.factories import apply_definitions, trigger
 from tests.utils.files import pdf_with_pages, png
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.browse import list_bucket_objects, list_collection_documents
 from tierflow.extractors import CONTENT, Extractor, ExtractorInput, registry
 

@@ -26,7 +26,8 @@ from tests.utils.factories import (
     trigger,
 )
 from tierflow import process
-from tierflow.batches import ChunkCutter, batch_view
+from tierflow.batch_view import batch_view
+from tierflow.chunking import ChunkCutter
 from tierflow.settings import get_settings
 
 WAIT_SECONDS = 60

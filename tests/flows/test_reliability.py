@@ -20,7 +20,7 @@ from tests.utils.factories import (
     trigger,
 )
 from tests.utils.s3_answers import s3_error
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.browse import list_collection_documents
 from tierflow.models.trigger import TriggerRequest
 from tierflow.settings import get_settings
@@ -154,7 +154,7 @@ def test_a_missing_key_fails_its_input_once_without_retries(flows, tmp_path):
 
 
 def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3, catalog, tmp_path):
-    from tierflow import batches, planning, processing, selection
+    from tierflow import batches, chunking, planning, processing, selection
     from tierflow.discovery import discover_bucket_by_id
 
     for name in ("a", "b", "c"):
@@ -163,7 +163,7 @@ def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3
     plan = planning.plan_batch(namespace="rel", collection="chunks", request=TriggerRequest(), task_id=None)
     discover_bucket_by_id(plan.source_bucket_ids[0])
     selection.select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
-    (collection_id, ids), = batches.chunk_plan(batch_id=plan.batch_id, tier_num=0)
+    (collection_id, ids), = chunking.chunk_plan(batch_id=plan.batch_id, tier_num=0)
     batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
     assert batches.cancel_batch(plan.batch_id) == []  # no Prefect runs to stop here
 

@@ -14,7 +14,7 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
-from tierflow.batches import batch_view
+from tierflow.batch_view import batch_view
 from tierflow.browse import list_collection_documents
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session

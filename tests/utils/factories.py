@@ -66,7 +66,7 @@ def only_batch_view() -> dict[str, Any]:
     its batch id."""
     from sqlalchemy import select
 
-    from tierflow.batches import batch_view
+    from tierflow.batch_view import batch_view
     from tierflow.catalog.engine import open_session
     from tierflow.catalog.schema import batches
     from tierflow.settings import get_settings

@@ -231,3 +231,23 @@ def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int
     if tier is None:
         return None
     return get_batch(session, batch_id=tier["batch_id"]), int(tier["tier_num"])
+
+
+def raise_current_tier(session: Session, *, batch_id: str, tier_num: int) -> None:
+    """Set the batch's `current_tier` to `tier_num` unless a deeper tier is already recorded."""
+    session.execute(
+        update(batches).where(batches.c.batch_id == batch_id,
+                              (batches.c.current_tier.is_(None)) | (batches.c.current_tier < tier_num))
+        .values(current_tier=tier_num, updated_at=now_text())
+    )
+
+
+def fail_pending_inputs(session: Session, *, batch_id: str, collection_id: str, input_ids: Sequence[str],
+                        error: dict[str, Any]) -> None:
+    """Mark these inputs FAILED with `error`, those still PENDING only."""
+    session.execute(
+        update(batch_inputs)
+        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
+               batch_inputs.c.input_id.in_(list(input_ids)), batch_inputs.c.status == Status.PENDING.value)
+        .values(status=Status.FAILED.value, error=error, updated_at=now_text())
+    )
