@@ -13,14 +13,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from tierflow.catalog import idempotency as catalog_idempotency
 from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import idempotency_keys
 from tierflow.errors import AlreadyExistsError, BadRequestError
 from tierflow.settings import get_settings
-from tierflow.timestamps import now_text
 
 
 def fingerprint(*parts: Any) -> str:
@@ -33,15 +31,12 @@ def run_once(*, namespace_id: str, key: str, request_fingerprint: str,
              work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`work()`'s answer, stored under `key`; a repeat with the same key returns the stored one."""
     url = get_settings().database_url
-    where = (idempotency_keys.c.namespace_id == namespace_id) & (idempotency_keys.c.key == key)
     try:
         with open_session(url) as session:
-            session.execute(insert(idempotency_keys).values(
-                namespace_id=namespace_id, key=key, fingerprint=request_fingerprint, response=None,
-                created_at=now_text()))
+            catalog_idempotency.claim_key(session, namespace_id=namespace_id, key=key, fingerprint=request_fingerprint)
     except IntegrityError:
         with open_session(url) as session:
-            row = session.execute(select(idempotency_keys).where(where)).mappings().one()
+            row = catalog_idempotency.read_claim(session, namespace_id=namespace_id, key=key)
         if row["fingerprint"] != request_fingerprint:
             raise BadRequestError(
                 f"Idempotency-Key '{key}' was already used for a different request",
@@ -55,8 +50,8 @@ def run_once(*, namespace_id: str, key: str, request_fingerprint: str,
         response = work()
     except BaseException:
         with open_session(url) as session:
-            session.execute(delete(idempotency_keys).where(where))
+            catalog_idempotency.drop_claim(session, namespace_id=namespace_id, key=key)
         raise
     with open_session(url) as session:
-        session.execute(update(idempotency_keys).where(where).values(response=response))
+        catalog_idempotency.store_answer(session, namespace_id=namespace_id, key=key, response=response)
     return response

@@ -13,11 +13,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tierflow.catalog import api_keys as catalog_keys
 from tierflow.catalog import resources
-from tierflow.catalog.schema import api_keys
 from tierflow.errors import AuthenticationError, ForbiddenError, NotFoundError
 from tierflow.timestamps import now_text
 
@@ -59,25 +58,22 @@ def create_key(session: Session, *, name: str, namespaces: list[str] | None = No
     secret = secrets.token_urlsafe(32)
     row = {"key_id": key_id, "name": name, "secret_hash": _hash(secret), "namespaces": namespace_ids,
            "created_at": now_text(), "revoked_at": None}
-    session.execute(api_keys.insert().values(**row))
+    catalog_keys.add_key(session, row=row)
     return _public(row), f"{_PREFIX}_{key_id}_{secret}"
 
 
 def list_keys(session: Session) -> list[dict[str, Any]]:
     """Every key's id, name, namespaces and dates (never the secret)."""
-    rows = session.execute(select(api_keys).order_by(api_keys.c.created_at)).mappings()
-    return [_public(dict(r)) for r in rows]
+    return [_public(r) for r in catalog_keys.all_keys(session)]
 
 
 def revoke_key(session: Session, *, key: str) -> dict[str, Any]:
     """Revoke a key by id or name; NotFoundError when there is none."""
-    row = session.execute(
-        select(api_keys).where((api_keys.c.key_id == key) | (api_keys.c.name == key))
-    ).mappings().first()
+    row = catalog_keys.find_key_by_id_or_name(session, key=key)
     if row is None:
         raise NotFoundError("API key", key)
     revoked = row["revoked_at"] or now_text()
-    session.execute(update(api_keys).where(api_keys.c.key_id == row["key_id"]).values(revoked_at=revoked))
+    catalog_keys.set_revoked(session, key_id=row["key_id"], revoked_at=revoked)
     return _public({**row, "revoked_at": revoked})
 
 
@@ -90,7 +86,7 @@ def authenticate(session: Session, *, authorization: str | None) -> ApiKey:
     if scheme.lower() != "bearer" or len(parts) != 3 or parts[0] != _PREFIX or not parts[2]:
         raise AuthenticationError("malformed Authorization header: expected 'Bearer tfk_<id>_<secret>'")
     _, key_id, secret = parts
-    row = session.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().first()
+    row = catalog_keys.find_key(session, key_id=key_id)
     stored = row["secret_hash"] if row is not None else _DUMMY_HASH
     matches = hmac.compare_digest(stored, _hash(secret))
     if row is None or not matches or row["revoked_at"] is not None:
