@@ -64,11 +64,25 @@ def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]
     try:
         with httpx.Client(base_url=base_url) as probe:
             poll(lambda: answers(probe, "/openapi.json"), bool, seconds=120)
+        # The API answers before the runner has registered the deployments its triggers start.
+        poll(_trigger_deployment_exists, bool, seconds=120)
         yield server, base_url
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def _trigger_deployment_exists() -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as prefect:
+            prefect.read_deployment_by_name("trigger-collection/trigger-collection")
+    except ObjectNotFound:
+        return False
+    return True
 
 
 def define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
