@@ -65,12 +65,18 @@ class Target:
         return {"endpoint_url": self.endpoint_url, "region": self.region}
 
 
-def has_tricks(path: str) -> bool:
-    """True for a key or prefix that a server or proxy might read as another path: a leading '/',
-    '.' or '..' segments, empty segments ('//'), backslashes or control characters."""
-    if path.startswith("/") or "//" in path or "\\" in path or any(ord(c) < 32 or ord(c) == 127 for c in path):
+def escapes(key: str) -> bool:
+    """True for a key that a server or proxy normalising its URL could read as a key elsewhere:
+    '.' or '..' segments, backslashes, control characters."""
+    if "\\" in key or any(ord(c) < 32 or ord(c) == 127 for c in key):
         return True
-    return any(segment in (".", "..") for segment in path.split("/"))
+    return any(segment in (".", "..") for segment in key.split("/"))
+
+
+def has_tricks(path: str) -> bool:
+    """True for a key or prefix a caller should not name: one that `escapes`, or with a leading
+    '/' or empty segments ('//'), which S3 keeps but paths elsewhere fold."""
+    return path.startswith("/") or "//" in path or escapes(path)
 
 
 def grant_prefix(prefix: str) -> str:
@@ -141,8 +147,8 @@ def locate(bucket: dict[str, Any], grants: list[Location], url: str) -> Target:
                                 "message": f"{url[:200]!r} is not an s3://bucket/key URL"}])
     s3_bucket, _, key = url[5:].partition("/")
     name = bucket.get("bucket_name", bucket.get("bucket_id"))
-    if has_tricks(key):
-        raise NotGrantedError(f"{url}: keys with '.', '..' or empty segments are not read")
+    if escapes(key):
+        raise NotGrantedError(f"{url}: keys with '.' or '..' segments are not read")
     storage = bucket.get("storage")
     if storage:
         own = Location.of(storage)

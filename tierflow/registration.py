@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.grants import granted_locations
 from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError
-from tierflow.grants import locate
+from tierflow.grants import NotGrantedError, has_tricks, locate
 from tierflow.ids import new_id, stable_id
 from tierflow.models.status import Status
 from tierflow.timestamps import now_text
@@ -90,6 +90,9 @@ def register_object(session: Session, *, bucket: dict[str, Any], spec: ObjectSpe
         grants = granted_locations(session, namespace_id=bucket["namespace_id"])
         for url in urls:
             locate(bucket, grants, url)
+            if has_tricks(url[5:].partition("/")[2]):
+                raise NotGrantedError(f"{url}: a key may not start with '/' or hold empty segments",
+                                      details={"field": "blobs"})
     first_url = urls[0] if urls else None
     row = {
         "object_id": object_id, "bucket_id": bucket["bucket_id"], "namespace_id": bucket["namespace_id"],
