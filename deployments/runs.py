@@ -7,6 +7,7 @@ run did.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 from uuid import UUID
@@ -42,11 +43,24 @@ class RunnerUnavailableError(TransientError):
 
 
 def start_trigger_run(parameters: dict[str, Any]) -> str:
-    """Create a run of the trigger deployment (a worker or `tierflow serve` picks it up); its id."""
-    name = get_settings().trigger_deployment
+    """Create a run of the trigger deployment (a worker or `tierflow serve` picks it up); its id.
+
+    While this process's own runner is starting (`tierflow serve`: `expect_runner`), a deployment
+    not registered yet is waited for, so a trigger sent right after the server came up is taken
+    instead of answered 503."""
+    settings = get_settings()
+    name = settings.trigger_deployment
+    deadline = time.monotonic() + (settings.runner_start_seconds if _runner_expected.is_set() else 0)
     try:
         with get_client(sync_client=True) as client:
-            deployment = client.read_deployment_by_name(name)
+            while True:
+                try:
+                    deployment = client.read_deployment_by_name(name)
+                    break
+                except ObjectNotFound:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.25)
             run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=["tierflow"])
     except ObjectNotFound:
         raise RunnerUnavailableError(
@@ -55,6 +69,39 @@ def start_trigger_run(parameters: dict[str, Any]) -> str:
     except httpx.HTTPError as error:
         raise RunnerUnavailableError(f"the Prefect API cannot be reached ({type(error).__name__})") from None
     return str(run.id)
+
+
+_runner_expected = threading.Event()
+
+
+def expect_runner() -> None:
+    """This process starts a runner for the deployments: triggers wait for it while it starts."""
+    _runner_expected.set()
+
+
+def readiness() -> dict[str, str]:
+    """What a trigger needs, each checked now: 'ok' or why not (`GET /ready`)."""
+    from sqlalchemy import text
+
+    from tierflow.catalog.engine import open_session
+
+    settings = get_settings()
+    checks: dict[str, str] = {}
+    try:
+        with open_session(settings.database_url) as session:
+            session.execute(text("SELECT 1"))
+        checks["catalog"] = "ok"
+    except Exception as error:  # reported, not raised: this is the answer
+        checks["catalog"] = f"unreachable ({type(error).__name__})"
+    try:
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(settings.trigger_deployment)
+        checks["deployment"] = "ok"
+    except ObjectNotFound:
+        checks["deployment"] = f"'{settings.trigger_deployment}' not registered yet (is a runner or worker serving it?)"
+    except Exception as error:  # the Prefect API is down or refuses
+        checks["deployment"] = f"the Prefect API cannot be reached ({type(error).__name__})"
+    return checks
 
 
 def cancel_runs(task_ids: list[str]) -> None:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
+from deployments.runs import expect_runner
 from deployments.serve import serve_deployments
 from tierflow.errors import TierflowError
 
@@ -66,6 +67,7 @@ def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: st
     """Serve the REST API and the deployments until SIGTERM or Ctrl-C; then stop both."""
     from api.app import create_app
 
+    expect_runner()
     with prefect_api() as prefect_url:
         server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
         api = threading.Thread(target=server.run, name="tierflow-api", daemon=True)

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
             "default, 10 s, is felt by every API trigger: the run waits up to that long to begin."
         ),
     )
+    runner_start_seconds: float = Field(
+        default=60, ge=0, le=600,
+        description="How long a trigger sent while `tierflow serve`'s runner starts waits for it to register the "
+        "deployments, before answering 503.",
+    )
     discovery_head: Literal["auto", "always"] = Field(
         default="auto",
         description=(

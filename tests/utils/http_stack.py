@@ -56,33 +56,19 @@ def new_cli_key(env: dict[str, str], *args: str) -> str:
 
 @contextmanager
 def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """`tierflow serve` with `env` on a free port, once it answers: (the process, its base URL)."""
+    """`tierflow serve` with `env` on a free port, once it is ready: (the process, its base URL)."""
     port = free_port()
     server = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=env, cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base_url = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base_url) as probe:
-            poll(lambda: answers(probe, "/openapi.json"), bool, seconds=120)
-        # The API answers before the runner has registered the deployments its triggers start.
-        poll(_trigger_deployment_exists, bool, seconds=120)
+            poll(lambda: answers(probe, "/ready"), bool, seconds=120)  # 503 until a trigger would be taken
         yield server, base_url
     finally:
         if server.poll() is None:
             server.kill()
             server.wait()
-
-
-def _trigger_deployment_exists() -> bool:
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-
-    try:
-        with get_client(sync_client=True) as prefect:
-            prefect.read_deployment_by_name("trigger-collection/trigger-collection")
-    except ObjectNotFound:
-        return False
-    return True
 
 
 def define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:

@@ -1,0 +1,56 @@
+"""`/health`, `/ready`, and a trigger sent while `tierflow serve`'s runner is still starting."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from deployments import runs
+from flows.trigger import trigger_collection
+from tierflow.settings import get_settings
+
+
+@pytest.fixture
+def unregistered(monkeypatch, catalog) -> str:
+    """A trigger deployment name no runner has registered (yet)."""
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("TIERFLOW_TRIGGER_DEPLOYMENT", f"trigger-collection/{name}")
+    get_settings.cache_clear()
+    yield name
+    get_settings.cache_clear()
+
+
+def register(name: str) -> None:
+    """What a runner does first: the trigger deployment under that name."""
+    trigger_collection.to_deployment(name=name).apply()
+
+
+def test_health_needs_no_key_and_ready_says_what_is_missing(prefect_harness, unregistered):
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    assert client.get("/health").json() == {"status": "ok"}
+    waiting = client.get("/ready")
+    assert waiting.status_code == 503
+    body = waiting.json()
+    assert body["error"]["type"] == "ServiceUnavailableError" and "not registered yet" in body["error"]["message"]
+    assert body["error"]["details"]["checks"]["catalog"] == "ok"
+    register(unregistered)
+    assert client.get("/ready").json() == {"status": "ready", "checks": {"catalog": "ok", "deployment": "ok"}}
+
+
+def test_a_trigger_waits_for_a_starting_runner_and_fails_clearly_without_one(prefect_harness, unregistered,
+                                                                             monkeypatch):
+    with pytest.raises(runs.RunnerUnavailableError, match="does not exist"):
+        runs.start_trigger_run({"namespace": "n", "collection": "c"})  # no runner expected: at once
+    monkeypatch.setattr(runs, "_runner_expected", threading.Event())
+    runs.expect_runner()
+    started: list[str] = []
+    waiting = threading.Thread(target=lambda: started.append(runs.start_trigger_run({"namespace": "n",
+                                                                                     "collection": "c"})))
+    waiting.start()
+    register(unregistered)  # the runner comes up while the trigger waits
+    waiting.join(timeout=60)
+    assert len(started) == 1 and len(started[0]) == 36  # a flow run id
