@@ -7,8 +7,8 @@ run did.
 
 from __future__ import annotations
 
-import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -50,17 +50,18 @@ def start_trigger_run(parameters: dict[str, Any]) -> str:
     instead of answered 503."""
     settings = get_settings()
     name = settings.trigger_deployment
-    deadline = time.monotonic() + (settings.runner_start_seconds if _runner_expected.is_set() else 0)
+    deadline = time.monotonic() + (settings.runner_start_seconds if _runner_since else 0)
     try:
         with get_client(sync_client=True) as client:
             while True:
                 try:
                     deployment = client.read_deployment_by_name(name)
-                    break
+                    if _served_here(deployment) or time.monotonic() >= deadline:
+                        break
                 except ObjectNotFound:
                     if time.monotonic() >= deadline:
                         raise
-                    time.sleep(0.25)
+                time.sleep(0.25)
             run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=["tierflow"])
     except ObjectNotFound:
         raise RunnerUnavailableError(
@@ -71,12 +72,20 @@ def start_trigger_run(parameters: dict[str, Any]) -> str:
     return str(run.id)
 
 
-_runner_expected = threading.Event()
+_runner_since: list[datetime] = []
+"""When this process began starting a runner for the deployments (empty: it does not)."""
 
 
 def expect_runner() -> None:
     """This process starts a runner for the deployments: triggers wait for it while it starts."""
-    _runner_expected.set()
+    _runner_since[:] = [datetime.now(UTC)]
+
+
+def _served_here(deployment: Any) -> bool:
+    """Whether the deployment is served as this process expects: by any runner or worker, or, in a
+    process that starts a runner, by that runner (it registered the deployment since it started;
+    a registration left by an earlier server on the same Prefect API does not count)."""
+    return not _runner_since or (deployment.updated is not None and deployment.updated >= _runner_since[0])
 
 
 def readiness() -> dict[str, str]:
@@ -95,8 +104,8 @@ def readiness() -> dict[str, str]:
         checks["catalog"] = f"unreachable ({type(error).__name__})"
     try:
         with get_client(sync_client=True) as client:
-            client.read_deployment_by_name(settings.trigger_deployment)
-        checks["deployment"] = "ok"
+            deployment = client.read_deployment_by_name(settings.trigger_deployment)
+        checks["deployment"] = "ok" if _served_here(deployment) else "this server's runner is still starting"
     except ObjectNotFound:
         checks["deployment"] = f"'{settings.trigger_deployment}' not registered yet (is a runner or worker serving it?)"
     except Exception as error:  # the Prefect API is down or refuses

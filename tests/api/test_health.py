@@ -41,11 +41,23 @@ def test_health_needs_no_key_and_ready_says_what_is_missing(prefect_harness, unr
     assert client.get("/ready").json() == {"status": "ready", "checks": {"catalog": "ok", "deployment": "ok"}}
 
 
+def test_in_a_server_that_starts_a_runner_an_older_registration_does_not_count(prefect_harness, unregistered,
+                                                                                 monkeypatch):
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    register(unregistered)  # left by an earlier server on the same Prefect API
+    monkeypatch.setattr(runs, "_runner_since", [])
+    runs.expect_runner()
+    waiting = client.get("/ready").json()
+    assert waiting["error"]["details"]["checks"]["deployment"] == "this server's runner is still starting"
+    register(unregistered)  # this server's runner, up
+    assert client.get("/ready").status_code == 200
+
+
 def test_a_trigger_waits_for_a_starting_runner_and_fails_clearly_without_one(prefect_harness, unregistered,
                                                                              monkeypatch):
     with pytest.raises(runs.RunnerUnavailableError, match="does not exist"):
         runs.start_trigger_run({"namespace": "n", "collection": "c"})  # no runner expected: at once
-    monkeypatch.setattr(runs, "_runner_expected", threading.Event())
+    monkeypatch.setattr(runs, "_runner_since", [])
     runs.expect_runner()
     started: list[str] = []
     waiting = threading.Thread(target=lambda: started.append(runs.start_trigger_run({"namespace": "n",
