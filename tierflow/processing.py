@@ -18,18 +18,17 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
-from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
-from tierflow.catalog.records import document_record
 from tierflow.discovery import object_metadata
 from tierflow.errors import TierflowError, TransientError, public_message
-from tierflow.extractors import CONTENT, ExtractionError, Extractor, ExtractorInput, collection_extractor
+from tierflow.extractors import ExtractionError, Extractor, ExtractorInput, collection_extractor
 from tierflow.filters import MISSING, resolve_path
 from tierflow.grants import Location, locate
 from tierflow.ids import new_id, stable_id
+from tierflow.inputs import InputSource, input_source
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
 from tierflow.storage import (
@@ -142,16 +141,12 @@ def _inline_bytes(data: Any) -> bytes:
     return data.encode("utf-8") if isinstance(data, str) else json.dumps(data).encode("utf-8")
 
 
-def _resolve_inputs(ctx: _Context, kind: str, record: dict[str, Any], content: Any) -> dict[str, Any]:
+def _resolve_inputs(ctx: _Context, inputs: InputSource, record: dict[str, Any], content: Any) -> dict[str, Any]:
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     values = {}
     for name, default in ctx.extractor.inputs.items():
         source = mappings.get(name, default)
-        if source == CONTENT:
-            value = content if kind == "object" else record.get("text", MISSING)
-        else:
-            blob = next((b for b in record.get("blobs") or [] if b.get("property") == source), None)
-            value = content if (blob is not None and kind == "object") else resolve_path(record, source)
+        value = inputs.value(record, source, content)
         if value is MISSING:
             raise ExtractionError(f"input '{name}': source path '{source}' is missing from the input")
         values[name] = value
@@ -173,28 +168,12 @@ def _passthrough(ctx: _Context, record: dict[str, Any]) -> dict[str, Any]:
     return copied
 
 
-def _unique_values(bucket: dict[str, Any], record: dict[str, Any]) -> list[Any] | None:
-    unique = bucket.get("unique_key")
-    if not unique:
-        return None
-    values = []
-    for name in unique["fields"]:
-        value = resolve_path(record.get("metadata") or {}, name)
-        if value is MISSING:
-            value = record.get(name, MISSING)
-        if value is MISSING:
-            raise ExtractionError(f"unique_key field '{name}' is missing from the object's metadata")
-        values.append(value)
-    return values
-
-
 def _parameters_hash(spec: dict[str, Any]) -> str:
     payload = json.dumps(spec.get("parameters") or {}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _documents_for(ctx: _Context, kind: str, item: ExtractorInput,
-                   lineage_in: dict[str, Any] | None) -> tuple[list[dict[str, Any]], bool]:
+def _documents_for(ctx: _Context, inputs: InputSource, item: ExtractorInput) -> tuple[list[dict[str, Any]], bool]:
     """Document rows for one input, and whether their ids are deterministic (upsert)."""
     record = item.record
     outputs = ctx.extractor.extract(item, ctx.params)
@@ -204,24 +183,12 @@ def _documents_for(ctx: _Context, kind: str, item: ExtractorInput,
                               category="resource")
     carried = _passthrough(ctx, record)
     cid = ctx.collection["collection_id"]
-    if kind == "object":
-        root_bucket = ctx.buckets[record["bucket_id"]]
-        key_values = _unique_values(root_bucket, record)
-        identity: Any = None if key_values is None else [record["bucket_id"], key_values]
-        base = {"root_object_id": record["object_id"], "root_bucket_id": record["bucket_id"],
-                "source_object_id": record["object_id"], "source_document_id": None,
-                "source_collection_id": None, "path": f"{record['bucket_id']}/{cid}", "chain": []}
-    else:
-        assert lineage_in is not None
-        root_bucket = ctx.buckets.get(lineage_in["root_bucket_id"], {})
-        identity = record["document_id"] if root_bucket.get("unique_key") else None
-        base = {**lineage_in, "source_object_id": None, "source_document_id": record["document_id"],
-                "source_collection_id": record["collection_id"], "path": f"{lineage_in['path']}/{cid}"}
-    version = source_version(kind, record)
+    identity, base = inputs.origin(record, ctx.buckets, cid)
+    version = inputs.version(record)
     now = ctx.now
     rows = []
     outputs = [
-        {**output, "document_blobs": _store_blobs(ctx, kind, record, output["document_blobs"])}
+        {**output, "document_blobs": _store_blobs(ctx, inputs, record, output["document_blobs"])}
         if output.get("document_blobs") else output
         for output in outputs
     ]
@@ -244,11 +211,12 @@ def _documents_for(ctx: _Context, kind: str, item: ExtractorInput,
     return rows, identity is not None
 
 
-def _store_blobs(ctx: _Context, kind: str, record: dict[str, Any], blobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _store_blobs(ctx: _Context, inputs: InputSource, record: dict[str, Any],
+                 blobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Write an output's blobs (e.g. a thumbnail) to S3 beside the source object; their references."""
     source = next((b["data"] for b in record.get("blobs") or []
                    if isinstance(b.get("data"), str) and b["data"].startswith("s3://")), None)
-    if kind != "object" or source is None:
+    if inputs.kind != "object" or source is None:
         raise ExtractionError("this extractor writes files beside its input, so the input must be an object in S3",
                               category="validation")
     bucket = ctx.buckets[record["bucket_id"]]
@@ -261,14 +229,6 @@ def _store_blobs(ctx: _Context, kind: str, record: dict[str, Any], blobs: list[d
                      blob["content_type"])
         stored.append({"role": blob["role"], "content_type": blob["content_type"], "url": url})
     return stored
-
-
-def source_version(kind: str, record: dict[str, Any]) -> str:
-    """What identifies this content of an input: an object's etag (or, for an object registered
-    without one, when it last changed); for an upstream document, when it was last written."""
-    if kind == "object":
-        return str(record.get("etag") or record["updated_at"])
-    return str(record["_internal"]["updated_at"])
 
 
 def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
@@ -296,17 +256,9 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     if ctx.cancelled:
         return ChunkResult(inputs=len(input_ids))
     settings = get_settings()
-    kind = "object" if ctx.collection["source"]["type"] == "bucket" and tier_num == 0 else "document"
+    inputs = input_source(ctx.collection, tier_num)
     with open_session(settings.database_url) as session:
-        if kind == "object":
-            records = catalog_objects.get_objects(session, object_ids=input_ids)
-            bucket_ids = {r["bucket_id"] for r in records.values()}
-            lineages: dict[str, Any] = {}
-        else:
-            stored = catalog_documents.get_document_rows(session, document_ids=input_ids)
-            records = {i: document_record(r) for i, r in stored.items()}
-            lineages = {i: r["lineage"] for i, r in stored.items()}
-            bucket_ids = {lin["root_bucket_id"] for lin in lineages.values()}
+        records, bucket_ids = inputs.load(session, input_ids)
         ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
     result = ChunkResult(inputs=len(input_ids))
     outcomes: list[dict[str, Any]] = []
@@ -314,7 +266,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         # Inputs this collection already made documents from, at this same content, are skipped.
         with open_session(settings.database_url) as session:
             made = catalog_documents.source_versions(session, collection_id=collection_id, source_ids=list(records))
-        unchanged = {i for i in input_ids if i in records and source_version(kind, records[i]) in made.get(i, ())}
+        unchanged = {i for i in input_ids if i in records and inputs.version(records[i]) in made.get(i, ())}
         for input_id in unchanged:
             records.pop(input_id)
             outcomes.append({"input_id": input_id, "status": Status.SKIPPED.value, "documents_written": 0})
@@ -322,7 +274,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         input_ids = [i for i in input_ids if i not in unchanged]
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
-    if kind == "object" and ctx.extractor.needs_content(mappings):
+    if inputs.kind == "object" and ctx.extractor.needs_content(mappings):
         contents = _fetch_contents(records, ctx.buckets, ctx.grants, io_ticket)
         transient = [e for e in contents.values() if isinstance(e, TransientError)]
         if transient:
@@ -344,8 +296,8 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
                 if facts:
                     learned[input_id] = facts
                 content = content.body
-            items[input_id] = ExtractorInput(kind=kind, record=record,  # type: ignore[arg-type]
-                                             values=_resolve_inputs(ctx, kind, record, content))
+            items[input_id] = ExtractorInput(kind=inputs.kind, record=record,
+                                             values=_resolve_inputs(ctx, inputs, record, content))
         except Exception as unreadable:  # one input's failure must not stop the chunk
             failures[input_id] = unreadable
     ctx.extractor.prepare(list(items.values()), ctx.params)
@@ -356,7 +308,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         problem = failures.get(input_id)
         if problem is None:
             try:
-                rows, deterministic = _documents_for(ctx, kind, items[input_id], lineages.get(input_id))
+                rows, deterministic = _documents_for(ctx, inputs, items[input_id])
             except Exception as failed:  # one input's failure must not stop the chunk
                 problem = failed
         if problem is not None:
@@ -383,8 +335,5 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         if vector_field is not None:  # in step with the documents: same transaction
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
-        if kind == "object":
-            catalog_objects.set_object_status(session, statuses={
-                o["input_id"]: o["status"] for o in outcomes if o["status"] != Status.SKIPPED.value})
-            catalog_objects.record_facts(session, facts=learned)
+        inputs.commit(session, outcomes, learned)
     return result
