@@ -30,9 +30,9 @@ class StorageBinding(Strict):
     """Where a bucket's objects live in S3 (tierflow's `storage` extension of the contract)."""
 
     s3_bucket: str = Field(min_length=3, max_length=63, description="The S3 bucket name.")
-    prefix: str = Field(default="", description="Only keys under this prefix belong here.")
-    endpoint_url: str | None = Field(default=None, description="S3-compatible endpoint.")
-    region: str | None = None
+    prefix: str = Field(default="", max_length=1024, description="Only keys under this prefix belong here.")
+    endpoint_url: str | None = Field(default=None, max_length=2048, description="S3-compatible endpoint.")
+    region: str | None = Field(default=None, max_length=64)
 
 
 class UniqueKey(Strict):
