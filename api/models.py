@@ -173,7 +173,9 @@ class Batch(BaseModel):
     # tierflow's additions (optional in the contract's sense):
     collection_names: dict[str, str] = Field(default_factory=dict, description="Names of collection_ids.")
     failed_inputs: list[dict[str, Any]] = Field(
-        default_factory=list, description="The failed inputs (first 100): input_id, collection_id, tier_num, error.")
+        default_factory=list,
+        description="The failed inputs (first 100): input_id, collection_id, tier_num, error, and "
+        "attempts (the errors of earlier tries, when the input was retried).")
     audit: dict[str, Any] = Field(
         default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0.")
 

@@ -1,11 +1,13 @@
 """What the faces do to batches: start, cancel, retry and resume. One place, so the REST API and
 the CLI compose the same steps.
 
-A batch's run goes one of two ways, and each operation takes the face's: `Via.DEPLOYMENT` starts a
-run of the trigger deployment, which a runner or worker executes, and returns its task id at
-once; when that run cannot be started the batch is marked FAILED with the reason, never left
-waiting for a run that will not come. `Via.THIS_PROCESS` runs the trigger flow here and returns
-once the batch has run (the CLI, whose temporary Prefect API would otherwise stop with it).
+Each operation first reserves the batch by compare-and-set (`tierflow.leases`), so of two retries
+or resumes sent at once one starts a run and the other is answered 409. A batch's run then goes
+one of two ways, and each operation takes the face's: `Via.DEPLOYMENT` starts a run of the
+trigger deployment, which a runner or worker executes, and returns its task id at once; when that
+run cannot be started the batch is marked FAILED with the reason, never left waiting for a run
+that will not come. `Via.THIS_PROCESS` runs the trigger flow here and returns once the batch has
+run (the CLI, whose temporary Prefect API would otherwise stop with it).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 from deployments.runs import cancel_runs, start_trigger_run
 from tierflow import planning
 from tierflow.batch_view import batch_view, response_for
-from tierflow.batches import cancel_batch, check_resumable, mark_batch, reset_failed_inputs
+from tierflow.batches import cancel_batch, check_resumable, reset_failed_inputs
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
-from tierflow.errors import BadRequestError, public_message
+from tierflow.errors import public_message
+from tierflow.leases import RESUMABLE, Reservation, give_back, reserve
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerRequest
 from tierflow.settings import get_settings
@@ -33,30 +36,37 @@ class Via(Enum):
     THIS_PROCESS = "this process"
 
 
-def run_batch(parameters: dict[str, Any], *, via: Via) -> str | None:
-    """Run the trigger flow with `parameters` (which name the batch); the run's task id when it
-    was started through the deployment, None when it ran here."""
+def run_batch(parameters: dict[str, Any], *, reservation: Reservation, via: Via) -> str | None:
+    """Run the trigger flow with `parameters` (which name the reserved batch); the run's task id
+    when it was started through the deployment, None when it ran here."""
     if via is Via.THIS_PROCESS:
         from flows.trigger import trigger_collection  # the flows are loaded only where they run
 
         asyncio.run(trigger_collection(**parameters))
         return None
     try:
-        return start_trigger_run(parameters)
+        task_id = start_trigger_run(parameters, idempotency_key=reservation.key)
     except Exception as error:
-        mark_batch(parameters["batch_id"], Status.FAILED, error_summary={"message": public_message(error)})
-        raise
+        message = f"its run could not be started: {public_message(error)}"
+        if give_back(reservation, status=Status.FAILED.value, error_summary={"message": message}):
+            raise
+        return None  # the run did start (its creation's answer was lost) and has taken the batch
+    with open_session(get_settings().database_url) as session:
+        catalog_batches.add_run(session, batch_id=reservation.batch_id, task_id=task_id)
+    return task_id
 
 
 def start_batch(*, namespace_id: str, collection: str, request: TriggerRequest) -> dict[str, Any]:
     """Plan a batch and start its run through the deployment; the contract's trigger answer."""
     plan = planning.plan_batch(namespace=namespace_id, collection=collection, request=request, task_id=None)
+    reservation = reserve(plan.batch_id, statuses=[Status.DRAFT.value], busy=f"batch {plan.batch_id} has started")
     task_id = run_batch({"namespace": namespace_id, "collection": plan.collection_id,
                          "request": request.model_dump(mode="json", exclude_none=True), "batch_id": plan.batch_id},
-                        via=Via.DEPLOYMENT)
+                        reservation=reservation, via=Via.DEPLOYMENT)
     with open_session(get_settings().database_url) as session:
-        # Only the task id: the run may already be moving the batch's status on.
-        catalog_batches.update_batch(session, batch_id=plan.batch_id, task_id=task_id)
+        if task_id is not None:
+            # Only where the run has not set it: the run may already be moving the batch on.
+            catalog_batches.set_task_id(session, batch_id=plan.batch_id, task_id=task_id)
         batch = catalog_batches.get_batch(session, batch_id=plan.batch_id)
     answer = response_for(batch).model_dump(mode="json")
     answer["message"] = f"batch {plan.batch_id} submitted: {len(plan.tiers)} tier(s); poll the task or the batch"
@@ -71,24 +81,23 @@ def cancel(batch_id: str) -> dict[str, Any]:
 
 def retry(batch_id: str, *, transient_only: bool, tier_nums: list[int] | None, via: Via) -> tuple[int, str | None]:
     """Run a finished batch's failed inputs again (all, or those that failed transiently, of
-    some tiers); (how many, the run's task id as `run_batch` gives it)."""
+    some tiers); (how many, the run's task id as `run_batch` gives it). 409 while a run of the
+    batch is still going (another retry, or a cancelled run that has not stopped yet)."""
     view = batch_view(batch_id)
-    count = reset_failed_inputs(batch_id, transient_only=transient_only, tier_nums=tier_nums)
+    count, reservation = reset_failed_inputs(batch_id, transient_only=transient_only, tier_nums=tier_nums)
     task_id = run_batch({"namespace": view["namespace_id"], "collection": view["collection_ids"][0],
-                         "batch_id": batch_id}, via=via)
+                         "batch_id": batch_id}, reservation=reservation, via=via)
     return count, task_id
 
 
 def resume(batch_id: str, *, force: bool, via: Via) -> str | None:
-    """Finish a batch whose run died: only what is not done yet runs. Refused while Prefect still
-    shows its run alive, unless `force` (the run's process is known to be gone)."""
-    from tasks.runs import read_run_states
-
+    """Finish a batch whose run died, or that FAILED with inputs pending: only what is not done
+    yet runs. Refused (409) while a run holds the batch's lease, unless `force` (its process is
+    known to be gone; the sweep would resume it once the lease runs out anyway)."""
     batch = check_resumable(batch_id)
-    states = asyncio.run(read_run_states([batch["task_id"]] if batch["task_id"] else []))
-    alive = [s for s in states.values() if s in ("RUNNING", "PENDING", "SCHEDULED")]
-    if alive and not force:
-        raise BadRequestError(f"batch {batch_id}: its run is still {alive[0]} in Prefect; if that process is gone "
-                              "(killed), resume with --force", details={"status": alive[0]})
+    reservation = reserve(
+        batch_id, statuses=RESUMABLE, force=force,
+        busy=f"batch {batch_id}: a run holds it (its lease runs until {batch['lease_expires_at']}); if that "
+             "process is gone, the batch is resumed by itself once the lease runs out, or now with --force")
     return run_batch({"namespace": batch["namespace_id"], "collection": batch["collection_id"],
-                      "batch_id": batch_id}, via=via)
+                      "batch_id": batch_id}, reservation=reservation, via=via)

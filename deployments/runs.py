@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
+    FlowRunFilterIdempotencyKey,
     FlowRunFilterState,
     FlowRunFilterStateType,
     TaskRunFilter,
@@ -27,7 +28,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelled, Cancelling, Crashed
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
@@ -42,34 +43,80 @@ class RunnerUnavailableError(TransientError):
     type_name = "ServiceUnavailableError"
 
 
-def start_trigger_run(parameters: dict[str, Any]) -> str:
+def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> str:
     """Create a run of the trigger deployment (a worker or `tierflow serve` picks it up); its id.
 
-    While this process's own runner is starting (`tierflow serve`: `expect_runner`), a deployment
-    not registered yet is waited for, so a trigger sent right after the server came up is taken
-    instead of answered 503."""
+    Created with `idempotency_key`, so asking again after an error that hid the answer (the run may
+    exist) gives the same run, never a second one; after the last attempt the run is looked up by
+    that key before this decides that it did not start. While this process's own runner is
+    starting (`tierflow serve`: `expect_runner`), a deployment not registered yet is waited for, so
+    a trigger sent right after the server came up is taken instead of answered 503. A server that
+    is shutting down (`stop_taking_runs`) starts none."""
     settings = get_settings()
     name = settings.trigger_deployment
+    if _stopping:
+        raise RunnerUnavailableError("the server is shutting down; send the request to another server or retry "
+                                     "once it is back")
     deadline = time.monotonic() + (settings.runner_start_seconds if _runner_since else 0)
     try:
         with get_client(sync_client=True) as client:
-            while True:
+            deployment = _served_deployment(client, name, deadline)
+            for attempt in range(_CREATE_ATTEMPTS):
                 try:
-                    deployment = client.read_deployment_by_name(name)
-                    if _served_here(deployment) or time.monotonic() >= deadline:
-                        break
-                except ObjectNotFound:
-                    if time.monotonic() >= deadline:
+                    run = client.create_flow_run_from_deployment(
+                        deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
+                    return str(run.id)
+                except httpx.HTTPError:
+                    if attempt == _CREATE_ATTEMPTS - 1:
+                        found = _run_with_key(client, idempotency_key)
+                        if found is not None:
+                            return found
                         raise
-                time.sleep(0.25)
-            run = client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=["tierflow"])
+                    time.sleep(0.5 * 2**attempt)
     except ObjectNotFound:
         raise RunnerUnavailableError(
             f"the Prefect deployment '{name}' does not exist; start it with `tierflow serve`"
         ) from None
     except httpx.HTTPError as error:
         raise RunnerUnavailableError(f"the Prefect API cannot be reached ({type(error).__name__})") from None
-    return str(run.id)
+    raise AssertionError("unreachable")  # every attempt returns or raises
+
+
+_CREATE_ATTEMPTS = 3
+
+
+def _served_deployment(client: Any, name: str, deadline: float) -> Any:
+    """The deployment `name`, once it is served as this process expects (`_served_here`) or at
+    `deadline`; ObjectNotFound when it is not registered by then."""
+    while True:
+        try:
+            deployment = client.read_deployment_by_name(name)
+            if _served_here(deployment) or time.monotonic() >= deadline:
+                return deployment
+        except ObjectNotFound:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(0.25)
+
+
+def _run_with_key(client: Any, idempotency_key: str) -> str | None:
+    """The id of the flow run created with `idempotency_key`, if the API has one (None when it
+    cannot be asked either)."""
+    try:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            idempotency_key=FlowRunFilterIdempotencyKey(any_=[idempotency_key])), limit=1)
+    except httpx.HTTPError:
+        return None
+    return str(runs[0].id) if runs else None
+
+
+_stopping: list[bool] = []
+"""Non-empty once this process stopped taking runs (`stop_taking_runs`)."""
+
+
+def stop_taking_runs() -> None:
+    """This process is shutting down: triggers are refused (503) and `/ready` says so."""
+    _stopping[:] = [True]
 
 
 _runner_since: list[datetime] = []
@@ -96,6 +143,8 @@ def readiness() -> dict[str, str]:
 
     settings = get_settings()
     checks: dict[str, str] = {}
+    if _stopping:
+        checks["server"] = "shutting down"
     try:
         with open_session(settings.database_url) as session:
             session.execute(text("SELECT 1"))
@@ -111,6 +160,23 @@ def readiness() -> dict[str, str]:
     except Exception as error:  # the Prefect API is down or refuses
         checks["deployment"] = f"the Prefect API cannot be reached ({type(error).__name__})"
     return checks
+
+
+def mark_crashed(task_ids: list[str], message: str) -> list[str]:
+    """Mark these flow runs CRASHED unless they have finished (their process is known gone: the
+    lease they held ran out); the ids it marked."""
+    marked = []
+    with get_client(sync_client=True) as client:
+        for task_id in task_ids:
+            try:
+                run = client.read_flow_run(UUID(task_id))
+            except (ObjectNotFound, ValueError):
+                continue
+            if run.state is not None and run.state.is_final():
+                continue
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            marked.append(task_id)
+    return marked
 
 
 def cancel_runs(task_ids: list[str]) -> None:
@@ -129,11 +195,9 @@ def cancel_runs(task_ids: list[str]) -> None:
 
 
 def batch_run_ids(batch_id: str) -> list[str]:
-    """The Prefect flow runs of a batch: its trigger's and its tiers' (their task ids)."""
+    """The Prefect flow runs of a batch: its trigger's, retries' and resumes', and its tiers'."""
     with open_session(get_settings().database_url) as session:
-        batch = catalog_batches.get_batch(session, batch_id=batch_id)
-        tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
-    return [i for i in [batch["task_id"], *(t["task_id"] for t in tiers)] if i]
+        return catalog_batches.run_ids(session, batch_id=batch_id)
 
 
 _UNFINISHED = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[

@@ -1,28 +1,51 @@
-"""Serve tierflow's deployments from this process: manual/API runs, a cron example, a crash sweep.
+"""Serve tierflow's deployments from this process: manual/API runs and a cron example, with the
+lease sweep beside them and a graceful stop.
 
 `trigger-collection/trigger-collection` takes any namespace, collection and request: run it from
 the Prefect UI's form, with `prefect deployment run`, `run_deployment()` or Prefect's REST
 `create_flow_run_from_deployment`. `trigger-collection/process-pending` runs on a cron schedule
-and processes only objects not processed yet (`status` eq `PENDING`).
-`resume-crashed-batches/resume-crashed` runs every minute and resumes batches whose run crashed.
+and processes only objects not processed yet (`status` eq `PENDING`). Batches whose run died are
+resumed by the sweep (`deployments/recovery.py`), in a thread of this process.
+
+On SIGTERM the server takes no new runs (the REST API answers 503, `/ready` too), lets the runs
+it is running finish for up to `TIERFLOW_SHUTDOWN_GRACE_SECONDS`, then stops what is left, whose
+batches the next server resumes under their lease. A second SIGTERM stops at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+import time
 from typing import Any
+from uuid import UUID
 
-from prefect import serve
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
 from prefect.deployments.runner import RunnerDeployment
+from prefect.exceptions import TerminationSignal
+from prefect.runner import Runner
 
-from flows.resume import resume_crashed_batches
+from deployments.recovery import Sweeper
+from deployments.runs import stop_taking_runs
 from flows.trigger import trigger_collection
 from tierflow.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 PENDING_ONLY: dict[str, Any] = {"AND": [{"field": "status", "operator": "eq", "value": "PENDING"}]}
 
 
 def build_deployments(*, namespace: str, collection: str, cron: str) -> list[RunnerDeployment]:
-    """The manual deployment, the scheduled one for `namespace`/`collection`, and the crash sweep."""
+    """The manual deployment and the scheduled one for `namespace`/`collection`."""
     manual = trigger_collection.to_deployment(
         name="trigger-collection",
         description="Trigger a collection by hand or by API: fill in namespace, collection and request.",
@@ -36,16 +59,70 @@ def build_deployments(*, namespace: str, collection: str, cron: str) -> list[Run
                     "request": {"source_filters": PENDING_ONLY}},
         tags=["tierflow", "scheduled"],
     )
-    sweep = resume_crashed_batches.to_deployment(
-        name="resume-crashed",
-        description="Every minute: resume batches whose run crashed (killed process, lost machine).",
-        interval=60,
-        tags=["tierflow", "scheduled"],
-    )
-    return [manual, scheduled, sweep]
+    return [manual, scheduled]
+
+
+class DrainingRunner(Runner):
+    """A Prefect runner whose SIGTERM drains: no new runs, running ones finish within the grace
+    period, then Prefect's own stop (which cancels what is left)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.deployment_ids: list[UUID] = []
+        self._draining = False
+
+    def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
+        if self._draining or not self.started:
+            super().handle_sigterm(*args, **kwargs)  # a second SIGTERM: stop now
+            return
+        self._draining = True
+        stop_taking_runs()
+        stop_polling(self)
+        threading.Thread(target=self._drain, name="tierflow-drain", daemon=True).start()
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + get_settings().shutdown_grace_seconds
+        while time.monotonic() < deadline and self._running_runs():
+            time.sleep(0.25)  # polling Prefect's API: it offers nothing to wait on
+        left = self._running_runs()
+        if left:
+            log.warning("stopping %s run(s) still going after the grace period; their batches are "
+                        "resumed under their lease", left)
+        self.execute_in_background(self.astop)
+
+    def _running_runs(self) -> int:
+        """Runs of this runner's deployments that are starting or running."""
+        try:
+            with get_client(sync_client=True) as client:
+                return len(client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+                        any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING]))),
+                    deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=self.deployment_ids))))
+        except Exception:  # the Prefect API is gone: nothing more can be waited for
+            return 0
+
+
+def stop_polling(runner: Runner) -> bool:
+    """Have the runner start no more scheduled runs (Prefect has no public switch for this but
+    its full stop, which also cancels the running ones); whether it could.
+    tests/deployments/test_serve.py fails when Prefect moves the attribute."""
+    poller = getattr(runner, "_scheduled_run_poller", None)
+    if poller is None or not hasattr(poller, "stopping"):
+        return False
+    poller.stopping = True
+    return True
 
 
 def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
-    """Serve both deployments until interrupted (Ctrl-C or SIGTERM)."""
-    serve(*build_deployments(namespace=namespace, collection=collection, cron=cron),
-          query_seconds=get_settings().runner_poll_seconds)
+    """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C."""
+    runner = DrainingRunner(name="tierflow", query_seconds=get_settings().runner_poll_seconds)
+    for deployment in build_deployments(namespace=namespace, collection=collection, cron=cron):
+        runner.deployment_ids.append(runner.add_deployment(deployment))
+    sweeper = Sweeper()
+    sweeper.start()
+    try:
+        asyncio.run(runner.start())
+    except (KeyboardInterrupt, TerminationSignal):
+        log.info("shutting down")
+    finally:
+        sweeper.stop()

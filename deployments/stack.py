@@ -3,7 +3,8 @@
 The REST API (uvicorn, in a thread) and a Prefect runner serving tierflow's deployments (the
 main thread, where Prefect handles SIGTERM and Ctrl-C). Without `PREFECT_API_URL` it first starts
 Prefect's local API itself and hands its address to every flow-run process the runner starts,
-so they all share one Prefect API instead of each starting its own.
+so they all share one Prefect API instead of each starting its own. Every process it starts dies
+with it, however it dies; what they left unfinished is resumed under the batches' leases.
 """
 
 from __future__ import annotations
@@ -12,39 +13,31 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit
 
 import uvicorn
 
+from deployments.prefect_api import local_prefect_api
 from deployments.runs import expect_runner
 from deployments.serve import serve_deployments
 from tierflow.errors import TierflowError
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+from tierflow.leases import SERVER_ID_VARIABLE, holder_name
+from tierflow.process import SERVER_PID_VARIABLE
 
 
 @contextmanager
 def prefect_api() -> Iterator[str]:
-    """The Prefect API to use: `PREFECT_API_URL`, or a local one, on loopback only, for the
-    duration of the block."""
+    """The Prefect API to use: `PREFECT_API_URL`, or a local one that dies with this process
+    (`deployments/prefect_api.py`), for the duration of the block."""
     url = os.environ.get("PREFECT_API_URL")
     if url:
         yield url
         return
-    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    server = SubprocessASGIServer()
-    server.start(timeout=120)
-    if urlsplit(server.api_url).hostname not in LOOPBACK:
-        server.stop()  # anyone who reaches a Prefect API can run tierflow's deployments
-        raise TierflowError(f"Prefect's local API came up on {server.api_url}, not on loopback: set PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url  # inherited by the flow-run processes
-    try:
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            yield server.api_url
-    finally:
-        server.stop()
+    with local_prefect_api() as local_url:
+        os.environ["PREFECT_API_URL"] = local_url  # inherited by the flow-run processes
+        with temporary_settings({PREFECT_API_URL: local_url}):
+            yield local_url
 
 
 def run_api_only(*, host: str, port: int, announce: Callable[[str], None]) -> None:
@@ -68,6 +61,10 @@ def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: st
     from api.app import create_app
 
     expect_runner()
+    # The runs this server starts die with it (tierflow.process.die_with_server) and name it as
+    # the holder of their batches' leases.
+    os.environ[SERVER_PID_VARIABLE] = str(os.getpid())
+    os.environ[SERVER_ID_VARIABLE] = holder_name()
     with prefect_api() as prefect_url:
         server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
         api = threading.Thread(target=server.run, name="tierflow-api", daemon=True)

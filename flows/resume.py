@@ -1,33 +1,31 @@
-"""`resume-crashed-batches`: finish batches whose run crashed, on a schedule.
+"""`resume-crashed-batches`: resume batches whose run died, on a schedule (for work pools).
 
-When the process running a batch dies (killed, out of memory, machine lost), the runner or worker
-that started it marks the Prefect run CRASHED. This flow, served on an interval next to the
-trigger deployment, finds every unfinished batch whose latest run crashed and resumes it as a
-subflow: the per-input ledger makes the resumed run process only what was not done.
+The lease sweep of `deployments/recovery.py`, as a flow: each batch whose lease ran out is
+resumed as a subflow of this run; the per-input ledger makes it process only what was not done.
+`tierflow serve` sweeps by itself in a thread; this deployment is for workers of a Prefect server.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from prefect import flow, get_run_logger
 
+from deployments.recovery import claim_expired
 from flows.trigger import trigger_collection
-from tasks.runs import read_run_states
-from tierflow.batches import unfinished_batches
 
 
 @flow(name="resume-crashed-batches")
 async def resume_crashed_batches() -> list[str]:
-    """Resume every unfinished batch whose latest run crashed; returns their batch ids."""
+    """Resume every batch whose lease ran out; returns their batch ids."""
     logger = get_run_logger()
-    candidates = unfinished_batches()
-    states = await read_run_states([c["task_id"] for c in candidates])
     resumed = []
-    for batch in (c for c in candidates if states.get(c["task_id"]) == "CRASHED"):
-        logger.info("resuming batch %s (run %s crashed)", batch["batch_id"], batch["task_id"])
+    for parameters, reservation in await asyncio.to_thread(claim_expired):
+        logger.info("resuming batch %s (its lease ran out)", reservation.batch_id)
         try:
-            await trigger_collection(batch["namespace_id"], batch["collection_id"], batch_id=batch["batch_id"])
+            await trigger_collection(**parameters)
         except Exception as error:  # one batch that cannot resume must not stop the others
-            logger.error("batch %s could not be resumed: %s", batch["batch_id"], error)
+            logger.error("batch %s could not be resumed: %s", reservation.batch_id, error)
             continue
-        resumed.append(batch["batch_id"])
+        resumed.append(reservation.batch_id)
     return resumed

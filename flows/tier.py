@@ -38,7 +38,7 @@ from flows.runners import chunks_at_once
 from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
-from tierflow.batches import fail_inputs, reach_tier, start_tier
+from tierflow.batches import current_generation, fail_inputs, reach_tier, start_tier
 from tierflow.chunking import ChunkCutter, chunk_plan, tier_shape
 from tierflow.errors import is_transient, public_message
 from tierflow.process import configure_process, tune_collector
@@ -57,8 +57,11 @@ class _ChunkRuns:
     for `room` before they take more inputs, so at most about `limit` chunks are submitted and
     not ended."""
 
-    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None, *, limit: int) -> None:
+    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None, *, limit: int,
+                 generation: int) -> None:
         self.batch_id, self.tier_num, self.downstream, self.limit = batch_id, tier_num, downstream, limit
+        self.generation = generation
+        """The lease generation of this tier's run: its chunks claim their inputs with it."""
         self.cutter = ChunkCutter(size)
         self.runs: dict[int, tuple[str, list[str], PrefectFuture[Any]]] = {}
         """Chunks not known to have succeeded: a tier of a million inputs keeps only these ids."""
@@ -99,7 +102,7 @@ class _ChunkRuns:
             reach_tier(batch_id=self.batch_id, tier_num=self.tier_num)
             self.reached = True
         ids: Any = quote(input_ids) if self._quote_ids else input_ids
-        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, ids, io_ticket())
+        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, ids, self.generation, io_ticket())
         with self._lock:
             key = next(self._keys)
             self.runs[key] = (collection_id, input_ids, future)
@@ -135,7 +138,7 @@ class _ChunkRuns:
                 if not isinstance(error, BaseException):
                     error = RuntimeError(str(error))
                 fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
-                            error=_chunk_error(error, self.tier_num))
+                            error=_chunk_error(error, self.tier_num), generation=self.generation)
 
 
 async def _submit_pending(runs: _ChunkRuns) -> None:
@@ -168,15 +171,21 @@ async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
 
 
 @flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
-async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None) -> dict[str, Any]:
-    """Process one tier of a batch: every collection of the tier, chunk by chunk."""
+async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None,
+                       lease_generation: int | None = None) -> dict[str, Any]:
+    """Process one tier of a batch: every collection of the tier, chunk by chunk.
+
+    `lease_generation`: that of the trigger run whose tier this is (left empty, the batch's
+    current one, for a tier run on its own)."""
     configure_process()
     tune_collector()
     with shared_prefect_client():
-        return await _run_tier(batch_id, tier_num, parent_task_id)
+        if lease_generation is None:
+            lease_generation = current_generation(batch_id)
+        return await _run_tier(batch_id, tier_num, parent_task_id, lease_generation)
 
 
-async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) -> dict[str, Any]:
+async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None, generation: int) -> dict[str, Any]:
     """The tier's body: start it, select and chunk its inputs as they come, run the chunks, close it."""
     logger = get_run_logger()
     upstream, downstream = feed_into(batch_id, tier_num), feed_into(batch_id, tier_num + 1)
@@ -193,7 +202,7 @@ async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None) ->
             await line.wait()  # no chunk before every tier's run exists (tasks/feeds.py)
         shape = tier_shape(batch_id=batch_id, tier_num=tier_num)
         runs = _ChunkRuns(batch_id, tier_num, shape.chunk_size, downstream,
-                          limit=2 * chunks_at_once(reads_files=shape.reads_files))
+                          limit=2 * chunks_at_once(reads_files=shape.reads_files), generation=generation)
         if tier_num > 0:
             select_inputs(batch_id, tier_num)  # what the upstream wrote before this tier began
         await _submit_pending(runs)

@@ -23,7 +23,8 @@ from tasks.batches import adopt_batch, finish_batch, plan_batch, select_inputs
 from tasks.discovery import discover_bucket
 from tasks.feeds import TierFeed, batch_feeds, feed_into, start_line
 from tierflow.batch_view import batch_view
-from tierflow.errors import public_message
+from tierflow.errors import is_transient, public_message
+from tierflow.leases import Lease
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
 from tierflow.process import configure_process, tune_collector
@@ -56,7 +57,7 @@ async def trigger_collection(
         return await _run_batch(namespace, collection, request, batch_id)
 
 
-async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
+async def _run_tiers(plan: BatchPlan, generation: int, *, discover: bool) -> None:
     """Run every tier's subflow at once, each fed by the one above it and, when `discover`, the
     root by discovery (see `tasks/feeds.py`).
 
@@ -64,7 +65,7 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
     first failure is then raised, and the batch fails with it.
     """
     with batch_feeds(plan.batch_id, len(plan.tiers), from_discovery=discover) as root_feed:
-        tiers = asyncio.gather(*(_tier_subflow(plan, tier_num) for tier_num in range(len(plan.tiers))),
+        tiers = asyncio.gather(*(_tier_subflow(plan, tier_num, generation) for tier_num in range(len(plan.tiers))),
                                return_exceptions=True)
         outcomes: list[Any] = []
         if root_feed is not None:
@@ -76,7 +77,7 @@ async def _run_tiers(plan: BatchPlan, *, discover: bool) -> None:
             raise outcome
 
 
-async def _tier_subflow(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
+async def _tier_subflow(plan: BatchPlan, tier_num: int, generation: int) -> dict[str, Any]:
     """Run one tier's subflow, once the tier above has its run (`StartLine.wait_for`). A tier that
     fails before its body runs (say its run could not be created) closes the feed into the tier
     below here, failed, or that tier would wait for its start for ever and the trigger with it."""
@@ -87,7 +88,7 @@ async def _tier_subflow(plan: BatchPlan, tier_num: int) -> dict[str, Any]:
             await line.wait_for(tier_num - 1)
         return await process_tier.with_options(
             task_runner=tier_task_runner(reads_files=tier_num == 0 and plan.source_type == "bucket"),
-        )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None)
+        )(plan.batch_id, tier_num, flow_run.id if tier_num == 0 else None, generation)
     except BaseException:
         if line is not None:
             line.arrive(tier_num)  # no run will come: the others need not wait for it
@@ -118,26 +119,35 @@ def _first_failure(futures: list[PrefectFuture[Any]]) -> BaseException | None:
 
 
 async def _run_batch(namespace: str, collection: str, request: TriggerRequest, batch_id: str | None) -> dict[str, Any]:
-    """The trigger's body: plan, discover, run the tiers, close the batch."""
+    """The trigger's body: plan, take the batch's lease, discover, run the tiers, close the batch.
+
+    A run that finds another run holding the batch leaves it alone. A run interrupted (SIGTERM,
+    cancelled by its runner's shutdown) lets its lease run out, for the sweep to resume the batch,
+    instead of closing it as failed.
+    """
     logger = get_run_logger()
     task_id = flow_run.id
     if batch_id is None:
         plan = plan_batch(namespace, collection, request, task_id)
     else:
         plan = adopt_batch(batch_id, task_id, namespace)
+    lease = Lease.take(plan.batch_id, task_id)
+    work = asyncio.ensure_future(_work(plan, lease))
+    loop = asyncio.get_running_loop()
+    lease.keep(lost=lambda: loop.call_soon_threadsafe(work.cancel))
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
     try:
-        if not plan.resumed and not plan.streams_discovery:
-            if plan.source_type == "bucket":
-                failure = await _discover(plan)
-                if failure is not None:
-                    raise failure
-            select_inputs(plan.batch_id, 0)
-        await _run_tiers(plan, discover=plan.streams_discovery)
-    except BaseException as error:
-        finish_batch(plan.batch_id, failure=public_message(error))  # the run's log has the whole error
+        await work
+    except Exception as error:
+        lease.stop()
+        finish_batch(plan.batch_id, failure=public_message(error), transient=is_transient(error),
+                     run_id=task_id)  # the run's log has the whole error
         raise
-    response = finish_batch(plan.batch_id)
+    except BaseException:
+        lease.abandon()
+        raise
+    lease.stop()
+    response = finish_batch(plan.batch_id, run_id=task_id)
     await acreate_markdown_artifact(
         markdown=batch_markdown(batch_view(plan.batch_id)),
         key=f"batch-{plan.batch_id.replace('_', '-')}",
@@ -145,3 +155,14 @@ async def _run_batch(namespace: str, collection: str, request: TriggerRequest, b
     )
     logger.info(response.message)
     return response.model_dump(mode="json")
+
+
+async def _work(plan: BatchPlan, lease: Lease) -> None:
+    """Discover (unless resumed), select the root's inputs, and run every tier."""
+    if not plan.resumed and not plan.streams_discovery:
+        if plan.source_type == "bucket":
+            failure = await _discover(plan)
+            if failure is not None:
+                raise failure
+        select_inputs(plan.batch_id, 0)
+    await _run_tiers(plan, lease.generation, discover=plan.streams_discovery)

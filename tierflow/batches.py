@@ -14,8 +14,10 @@ from typing import Any
 
 from tierflow.batch_view import response_for
 from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog.engine import open_session
 from tierflow.errors import BadRequestError
+from tierflow.leases import RESUMABLE, BatchBusyError, LeaseHeldError, Reservation, reserve
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
 from tierflow.settings import get_settings
@@ -51,11 +53,19 @@ def reach_tier(*, batch_id: str, tier_num: int) -> None:
         catalog_batches.raise_current_tier(session, batch_id=batch_id, tier_num=tier_num)
 
 
-def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any]) -> None:
-    """Mark inputs whose whole chunk failed (after retries) so nothing goes unaccounted."""
+def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any],
+                generation: int) -> None:
+    """Mark inputs whose whole chunk failed (after retries) so nothing goes unaccounted; those a
+    newer run than `generation` has claimed are left to it."""
     with open_session(_url()) as session:
         catalog_batches.fail_pending_inputs(session, batch_id=batch_id, collection_id=collection_id,
-                                            input_ids=input_ids, error=error)
+                                            input_ids=input_ids, error=error, generation=generation)
+
+
+def current_generation(batch_id: str) -> int:
+    """The batch's lease generation now (what a tier run on its own claims inputs with)."""
+    with open_session(_url()) as session:
+        return int(catalog_batches.get_batch(session, batch_id=batch_id)["lease_generation"])
 
 
 def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
@@ -104,10 +114,19 @@ def _milliseconds_between(start: str, end: str) -> int:
     return int((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
 
 
-def finish_batch(*, batch_id: str, failure: str | None = None) -> TriggerCollectionResponse:
-    """Close a batch: status from its tiers (or FAILED with `failure`), totals, summary."""
+def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool = False,
+                 run_id: str | None = None) -> TriggerCollectionResponse:
+    """Close a batch: status from its tiers (or FAILED with `failure`), totals, summary.
+
+    With `run_id`, only while that run holds the batch's lease (LeaseHeldError otherwise), which
+    it then gives up: freed, or, when the batch FAILED of a `transient` cause with inputs still
+    pending, left to run out so that the sweep resumes it (`TIERFLOW_AUTO_RESUMES` times).
+    """
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
+        if run_id is not None and batch["lease_owner"] != run_id:
+            raise LeaseHeldError(f"batch {batch_id} is no longer this run's: it is not closed by it",
+                                 details={"batch_id": batch_id})
         tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         statuses = {t["status"] for t in tiers}
         failed = sum(t["inputs_failed"] for t in tiers)
@@ -125,27 +144,30 @@ def finish_batch(*, batch_id: str, failure: str | None = None) -> TriggerCollect
             status = Status.COMPLETED
         if failure:
             summary["flow"] = summary.get("flow", 0) + 1
+        pending = catalog_batches.pending_count(session, batch_id=batch_id) if failure else 0
+        resumable = bool(failure and transient and pending)
+        details = {"message": failure, "pending_inputs": pending, "resumable": resumable} if failure else {}
         documents = sum(t["documents_written"] for t in tiers)
         catalog_batches.update_batch(
             session, batch_id=batch_id, status=status.value, failed_object_count=failed,
-            error_summary={**summary, **({"message": failure} if failure else {})} or None,
-            document_count=documents,
+            error_summary={**summary, **details} or None, document_count=documents,
         )
+        if run_id is not None:
+            if resumable:
+                catalog_leases.expire(session, batch_id=batch_id, owner=run_id, at=now_text())
+            else:
+                catalog_leases.release(session, batch_id=batch_id, owner=run_id)
         batch.update(status=status.value, document_count=documents)
     return response_for(batch)
 
 
-def unfinished_batches() -> list[dict[str, Any]]:
-    """Batches not finished, with their latest run's task id (what a crash sweep looks at)."""
-    with open_session(_url()) as session:
-        return catalog_batches.unfinished_batches(session, terminal=TERMINAL)
-
-
 def check_resumable(batch_id: str) -> dict[str, Any]:
-    """The batch, if it has not finished (a finished one is retried, not resumed)."""
+    """The batch, if it can be resumed: not finished, or FAILED with inputs still pending (a
+    finished one is retried, not resumed)."""
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
-    if batch["status"] in TERMINAL:
+        pending = catalog_batches.pending_count(session, batch_id=batch_id)
+    if batch["status"] not in RESUMABLE or (batch["status"] == Status.FAILED.value and not pending):
         raise BadRequestError(f"batch {batch_id} is already {batch['status']}; nothing to resume "
                               "(`tierflow batch retry` re-runs failed inputs)", details={"status": batch["status"]})
     return batch
@@ -158,24 +180,27 @@ def cancel_batch(batch_id: str) -> list[str]:
     """
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
-        if batch["status"] in TERMINAL:
+        if not catalog_batches.set_status_unless(session, batch_id=batch_id, status=Status.CANCELED.value,
+                                                 unless=TERMINAL):
             raise BadRequestError(f"batch {batch_id} is already {batch['status']}", details={"status": batch["status"]})
         tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         running = [t for t in tiers if t["status"] not in TERMINAL]
         for tier in running:
             catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"],
                                         status=Status.CANCELED.value, completed_at=now_text())
-        catalog_batches.update_batch(session, batch_id=batch_id, status=Status.CANCELED.value)
+        if (batch["lease_owner"] or "").startswith(catalog_leases.RESERVED):
+            catalog_leases.release(session, batch_id=batch_id, owner=batch["lease_owner"])  # no run to wait for
     return [t for t in [batch["task_id"], *(t["task_id"] for t in running)] if t]
 
 
-def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[int] | None) -> int:
-    """Put a finished batch's failed inputs back to PENDING for a retry run; how many."""
+def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[int] | None) -> tuple[int, Reservation]:
+    """Reserve a finished batch for a retry run and put its failed inputs back to PENDING; how
+    many, and the reservation. BatchBusyError (409) while a run still holds the batch."""
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         if batch["status"] not in TERMINAL:
-            raise BadRequestError(f"batch {batch_id} is {batch['status']}; retry it once it has finished",
-                                  details={"status": batch["status"]})
+            raise BatchBusyError(f"batch {batch_id} is {batch['status']}; retry it once it has finished",
+                                 details={"status": batch["status"]})
         bad = [n for n in tier_nums or [] if not 0 <= n < batch["total_tiers"]]
         if bad:
             raise BadRequestError(f"tier_nums: {bad} not in this batch's tiers 0..{batch['total_tiers'] - 1}",
@@ -183,10 +208,12 @@ def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[
         members = batch["collection_ids"] if tier_nums is None else [
             collection_id for n in tier_nums for collection_id in batch["dag_tiers"][n]]
         failed = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=members, limit=None)
-        chosen = [f for f in failed if not transient_only or (f["error"] or {}).get("transient")]
-        if not chosen:
-            raise BadRequestError(f"batch {batch_id} has no failed inputs to retry with these options")
-        catalog_batches.reset_inputs(
-            session, batch_id=batch_id, inputs=[(f["collection_id"], f["input_id"]) for f in chosen])
+    chosen = [f for f in failed if not transient_only or (f["error"] or {}).get("transient")]
+    if not chosen:
+        raise BadRequestError(f"batch {batch_id} has no failed inputs to retry with these options")
+    reservation = reserve(batch_id, statuses=sorted(TERMINAL),
+                          busy=f"batch {batch_id} is being retried or its run has not stopped yet; try again shortly")
+    with open_session(_url()) as session:
+        catalog_batches.reset_inputs(session, batch_id=batch_id, inputs=chosen)
         catalog_batches.update_batch(session, batch_id=batch_id, status=Status.PENDING.value)
-    return len(chosen)
+    return len(chosen), reservation

@@ -1,4 +1,5 @@
-"""Process tuning for a process that runs batches: Python's garbage collector and glibc's arenas.
+"""Process set-up for a process that runs batches: Python's garbage collector, glibc's arenas,
+and, under `tierflow serve`, dying with the server.
 
 `configure_process()` is called by the entry points (the `tierflow` command first thing, and the
 trigger and tier flows): one glibc arena for the threads still to come and, through
@@ -73,5 +74,39 @@ def limit_malloc_arenas() -> bool:
 
 def configure_process() -> None:
     """Cap glibc's arenas for the threads this process has not started yet and for the processes
-    it starts. Call it from an entry point before any thread starts; again is harmless."""
+    it starts, and tie a flow run started by `tierflow serve` to that server's life. Call it from
+    an entry point before any thread starts; again is harmless."""
     limit_malloc_arenas()
+    die_with_server()
+
+
+_PR_SET_PDEATHSIG = 1
+"""Linux `prctl` option: the signal a process receives when the thread that started it ends."""
+
+SERVER_PID_VARIABLE = "TIERFLOW_SERVER_PID"
+"""Set by `tierflow serve` for the processes it starts, which die with it (`die_with_server`)."""
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Have the kernel kill this process (SIGKILL) when its parent `parent_pid` dies, however it
+    dies; exit at once if it already has. Whether the kernel took the request (Linux only)."""
+    import signal
+
+    prctl = glibc_function("prctl")
+    if prctl is None:
+        return False
+    prctl.argtypes, prctl.restype = [ctypes.c_int, ctypes.c_ulong], ctypes.c_int
+    if prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        return False
+    if os.getppid() != parent_pid:  # the parent died before the request: nobody would send it
+        os._exit(1)
+    return True
+
+
+def die_with_server() -> None:
+    """In a process `tierflow serve` started (a flow run of its runner), die with that server: a
+    run whose server was killed must not go on writing to the catalog while the restarted
+    server's sweep resumes its batch."""
+    server = os.environ.get(SERVER_PID_VARIABLE)
+    if server and server.isdigit() and int(server) != os.getpid() and os.getppid() == int(server):
+        die_with_parent(int(server))

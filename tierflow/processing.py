@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import documents as catalog_documents
+from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog import resources
 from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.engine import open_session
@@ -71,6 +72,8 @@ class _Context:
     max_documents: int
     dedup: str | None = None
     cancelled: bool = False
+    generation: int = 0
+    """The lease generation of the batch's run this chunk belongs to: it claims the inputs with it."""
     now: str = field(default_factory=now_text)
     """When this chunk's documents were made (one clock reading per chunk, not per document)."""
 
@@ -128,10 +131,13 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
 
 def _learn_facts(record: dict[str, Any], bucket: dict[str, Any], stored: StoredFile) -> dict[str, Any] | None:
     """What the GET said that the catalog did not know (discovery may skip the HEAD): the new
-    content type and metadata, applied to the record and returned to be saved, or None."""
+    content type and metadata, and the etag of what was read when the object changed since it was
+    listed, applied to the record (whose version its documents then record) and returned to be
+    saved, or None."""
     facts = {"content_type": stored.content_type or record.get("content_type"),
-             "metadata": {**object_metadata(bucket, stored.metadata), **(record.get("metadata") or {})}}
-    if facts["content_type"] == record.get("content_type") and facts["metadata"] == (record.get("metadata") or {}):
+             "metadata": {**object_metadata(bucket, stored.metadata), **(record.get("metadata") or {})},
+             "etag": stored.etag or record.get("etag")}
+    if all(facts[k] == (record.get(k) or ({} if k == "metadata" else None)) for k in facts):
         return None
     record.update(facts)
     return facts
@@ -231,7 +237,7 @@ def _store_blobs(ctx: _Context, inputs: InputSource, record: dict[str, Any],
     return stored
 
 
-def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
+def _load_context(batch_id: str, collection_id: str, tier_num: int, generation: int | None) -> _Context:
     settings = get_settings()
     with open_session(settings.database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
@@ -242,21 +248,29 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int) -> _Context:
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
     return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info, grants,
                     settings.max_documents_per_input, dedup=batch["request"].get("dedup_strategy"),
-                    cancelled=batch["status"] == Status.CANCELED.value)
+                    cancelled=batch["status"] == Status.CANCELED.value,
+                    generation=batch["lease_generation"] if generation is None else generation)
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
-                  io_ticket: int | None = None) -> ChunkResult:
+                  generation: int | None = None, io_ticket: int | None = None) -> ChunkResult:
     """Turn these inputs of the manifest into documents and record every outcome; the reads wait
     in the I/O pool's line at `io_ticket` (taken when the chunk was submitted), if given.
 
-    A chunk of a batch cancelled meanwhile does nothing: its inputs stay PENDING (not reached).
+    The chunk first claims its inputs for the run of lease `generation` (the batch's current one
+    when None) and processes only those it got: an input already done, or claimed by a newer run
+    of the batch, is not processed twice. A chunk of a batch cancelled meanwhile does nothing: its
+    inputs stay PENDING (not reached).
     """
-    ctx = _load_context(batch_id, collection_id, tier_num)
+    ctx = _load_context(batch_id, collection_id, tier_num, generation)
     if ctx.cancelled:
         return ChunkResult(inputs=len(input_ids))
     settings = get_settings()
     inputs = input_source(ctx.collection, tier_num)
+    with open_session(settings.database_url) as session:
+        claimed = set(catalog_leases.claim_inputs(session, batch_id=batch_id, collection_id=collection_id,
+                                                  input_ids=input_ids, generation=ctx.generation))
+    input_ids = [i for i in input_ids if i in claimed]
     with open_session(settings.database_url) as session:
         records, bucket_ids = inputs.load(session, input_ids)
         ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
@@ -334,6 +348,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
         if vector_field is not None:  # in step with the documents: same transaction
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
-        catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes)
+        catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes,
+                                       generation=ctx.generation)
         inputs.commit(session, outcomes, learned)
     return result

@@ -131,6 +131,27 @@ class Settings(BaseSettings):
         description="Time limit of a listing query (documents, objects); past it the request is answered 400.",
     )
 
+    batch_lease_seconds: float = Field(
+        default=60, ge=1, le=3600,
+        description="How long a batch's run holds its lease without renewing it (it renews every third of "
+        "this). A batch whose lease ran out is resumed by the next sweep.",
+    )
+    sweep_seconds: float = Field(
+        default=15, ge=0.2, le=3600,
+        description="How often `tierflow serve` and `tierflow deployments serve` look for batches whose "
+        "lease ran out, to resume them.",
+    )
+    auto_resumes: int = Field(
+        default=3, ge=0, le=100,
+        description="How many times the sweep resumes a batch that ended FAILED from a transient cause "
+        "(catalog, Prefect or S3 unreachable) with inputs still pending.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30, ge=0, le=3600,
+        description="On SIGTERM, how long `tierflow serve` lets running batches finish before it stops "
+        "them; what is left is resumed under the lease by the next server.",
+    )
+
     models_dir: str = Field(
         default=str(Path.home() / ".tierflow" / "models"),
         description="Where embedding models on disk live; an embedding_extractor's model_path names a folder here.",

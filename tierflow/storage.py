@@ -267,18 +267,23 @@ class StoredFile:
     body: bytes
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    """The ETag of these bytes (unquoted): the version that was read, which may be newer than
+    the one the listing saw."""
 
 
 def _described(body: bytes, headers: Mapping[str, str]) -> StoredFile:
     """A GET's body with the facts its headers give, named as botocore names them."""
-    content_type, metadata = None, {}
+    content_type, etag, metadata = None, None, {}
     for name, value in headers.items():
         lowered = name.lower()
         if lowered == "content-type":
             content_type = value
+        elif lowered == "etag":
+            etag = value.strip('"')
         elif lowered.startswith("x-amz-meta-"):
             metadata[name[len("x-amz-meta-"):]] = value
-    return StoredFile(bytes(body), content_type, metadata)
+    return StoredFile(bytes(body), content_type, metadata, etag)
 
 
 def read_object(client: BaseClient, bucket: str, key: str, *, max_bytes: int | None = None) -> StoredFile:
@@ -308,7 +313,8 @@ def read_object(client: BaseClient, bucket: str, key: str, *, max_bytes: int | N
     if reader is not None and answer is not None and 400 <= answer.status < 500:
         reader.give_up(f"the store refused a presigned GET of s3://{bucket}/{key} ({answer.status}) "
                        "and answered botocore's")
-    return StoredFile(data, response.get("ContentType"), dict(response.get("Metadata") or {}))
+    return StoredFile(data, response.get("ContentType"), dict(response.get("Metadata") or {}),
+                      str(response["ETag"]).strip('"') if response.get("ETag") else None)
 
 
 def _length(headers: Mapping[str, str]) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import uuid
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -56,13 +57,44 @@ def test_in_a_server_that_starts_a_runner_an_older_registration_does_not_count(p
 def test_a_trigger_waits_for_a_starting_runner_and_fails_clearly_without_one(prefect_harness, unregistered,
                                                                              monkeypatch):
     with pytest.raises(runs.RunnerUnavailableError, match="does not exist"):
-        runs.start_trigger_run({"namespace": "n", "collection": "c"})  # no runner expected: at once
+        runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="k0")  # no runner expected
     monkeypatch.setattr(runs, "_runner_since", [])
     runs.expect_runner()
     started: list[str] = []
-    waiting = threading.Thread(target=lambda: started.append(runs.start_trigger_run({"namespace": "n",
-                                                                                     "collection": "c"})))
+    waiting = threading.Thread(target=lambda: started.append(runs.start_trigger_run(
+        {"namespace": "n", "collection": "c"}, idempotency_key="k1")))
     waiting.start()
     register(unregistered)  # the runner comes up while the trigger waits
     waiting.join(timeout=60)
     assert len(started) == 1 and len(started[0]) == 36  # a flow run id
+
+
+def test_a_run_is_created_once_per_key_and_found_when_the_answer_was_lost(prefect_harness, unregistered,
+                                                                          monkeypatch):
+    register(unregistered)
+    first = runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="batch-1")
+    assert runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="batch-1") == first
+
+    # Prefect creates the run, but its answer never comes back: asked again, the API has it.
+    from prefect.client.orchestration import SyncPrefectClient
+
+    create = SyncPrefectClient.create_flow_run_from_deployment
+    made: list[str] = []
+
+    def created_then_lost(self, *args, **kwargs):
+        made.append(str(create(self, *args, **kwargs).id))
+        raise httpx.ReadTimeout("the answer was lost")
+
+    monkeypatch.setattr(SyncPrefectClient, "create_flow_run_from_deployment", created_then_lost)
+    found = runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="batch-2")
+    assert found == made[0] and set(made) == {found}  # one run, whatever was asked again
+
+
+def test_a_server_shutting_down_takes_no_trigger_and_is_not_ready(prefect_harness, unregistered, monkeypatch):
+    register(unregistered)
+    monkeypatch.setattr(runs, "_stopping", [])
+    runs.stop_taking_runs()
+    with pytest.raises(runs.RunnerUnavailableError, match="shutting down"):
+        runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="k2")
+    answer = TestClient(create_app(), raise_server_exceptions=False).get("/ready")
+    assert answer.status_code == 503 and answer.json()["error"]["details"]["checks"]["server"] == "shutting down"

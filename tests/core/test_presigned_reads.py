@@ -39,7 +39,8 @@ def _presigned(urls: list[str]) -> list[str]:
 
 def _as_botocore_reads(client: BaseClient, key: str) -> StoredFile:
     response = client.get_object(Bucket=BUCKET, Key=key)
-    return StoredFile(response["Body"].read(), response.get("ContentType"), response["Metadata"])
+    return StoredFile(response["Body"].read(), response.get("ContentType"), response["Metadata"],
+                      response["ETag"].strip('"'))
 
 
 @pytest.fixture
@@ -131,7 +132,8 @@ def test_requests_answered_in_process_are_answered_for_presigned_reads_too(s3, m
     monkeypatch.setattr(urllib3.PoolManager, "request", networked)
     client = s3_client(None, None)
     sent = _sends(client)
-    assert read_object(client, BUCKET, "a") == StoredFile(b"from moto's in-process S3", "text/plain", {})
+    read = read_object(client, BUCKET, "a")
+    assert read == StoredFile(b"from moto's in-process S3", "text/plain", {}, read.etag) and read.etag
     assert len(_presigned(sent)) == len(sent) == 1
 
 

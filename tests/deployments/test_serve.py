@@ -8,8 +8,7 @@ from deployments.serve import PENDING_ONLY, build_deployments
 
 
 def test_deployments_are_built_with_a_form_and_a_schedule():
-    manual, scheduled, sweep = build_deployments(namespace="quickstart", collection="paragraphs", cron="*/5 * * * *")
-    assert sweep.name == "resume-crashed" and sweep.schedules[0].schedule.interval.total_seconds() == 60
+    manual, scheduled = build_deployments(namespace="quickstart", collection="paragraphs", cron="*/5 * * * *")
     assert manual.name == "trigger-collection" and not manual.schedules
     schema = manual._parameter_openapi_schema.model_dump()
     assert schema["required"] == ["namespace", "collection"]
@@ -44,19 +43,71 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
             assert checked["request"].source_filters == PENDING_ONLY
 
 
-def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only(monkeypatch):
+def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only_and_dies_with_it(tmp_path):
     # Anyone who reaches a Prefect API can run tierflow's deployments: the temporary one
-    # `tierflow serve` starts must bind loopback. This reads the command Prefect would run, and
-    # fails if a new Prefect binds elsewhere.
+    # `tierflow serve` starts must bind loopback. And a server killed with SIGKILL must not leave
+    # it behind, sharing Prefect's database with the next server's.
+    import os
+    import signal
     import subprocess
+    import sys
+    import time
 
-    from prefect.server.api.server import SubprocessASGIServer
+    from deployments import prefect_api
 
-    from deployments.stack import LOOPBACK
+    assert prefect_api.HOST == "127.0.0.1"
+    script = ("import os, sys; from deployments.prefect_api import local_prefect_api\n"
+              "with local_prefect_api() as url:\n"
+              "    print(url, flush=True); sys.stdin.read()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env=env, cwd=Path(__file__).parents[2], text=True)
+    try:
+        url = parent.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/api"), url
+        children = _children_of(parent.pid)
+        assert len(children) == 1
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    deadline = time.monotonic() + 10
+    while _alive(children[0]):
+        assert time.monotonic() < deadline, "the Prefect API outlived the server that started it"
+        time.sleep(0.1)
 
-    started: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "Popen", lambda args, **_: started.append(list(args)))
-    server = SubprocessASGIServer()
-    server._run_uvicorn_command()
-    (command,) = started
-    assert command[command.index("--host") + 1] in LOOPBACK
+
+def _children_of(pid: int) -> list[int]:
+    from pathlib import Path as _Path
+
+    found = []
+    for stat in _Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_runner_can_be_told_to_take_no_more_runs(prefect_harness):
+    # Draining on SIGTERM needs this switch of Prefect's runner; this fails when Prefect moves it.
+    import asyncio
+
+    from deployments.serve import DrainingRunner, stop_polling
+
+    async def started_then_stopped() -> bool:
+        runner = DrainingRunner(name="probe")
+        async with runner:
+            return stop_polling(runner)
+
+    assert asyncio.run(started_then_stopped())

@@ -18,7 +18,6 @@ from uuid import UUID
 import boto3
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.states import Crashed
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -28,13 +27,20 @@ from tests.utils.factories import apply_definitions, chunk_collection, passthrou
 from tierflow.batch_view import batch_view
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs, batches, documents
+from tierflow.timestamps import now_text
 
 OBJECTS = 9
 
 
-async def _mark_crashed(task_id: str) -> None:
+async def _state_of(task_id: str) -> str:
     async with get_client() as client:
-        await client.set_flow_run_state(UUID(task_id), Crashed(message="process killed"), force=True)
+        return (await client.read_flow_run(UUID(task_id))).state_type.value
+
+
+def _lease_ran_out(url: str, batch_id: str) -> bool:
+    with open_session(url) as session:
+        expires = session.execute(select(batches.c.lease_expires_at).where(batches.c.batch_id == batch_id)).scalar()
+    return expires is not None and expires < now_text()
 
 
 def _ledger(url: str) -> tuple[str | None, dict[str, int]]:
@@ -60,7 +66,7 @@ def test_killed_mid_tier_then_resumed(prefect_harness, catalog, moto_endpoint, t
     apply_definitions(tmp_path, {"namespace": "crash", "buckets": [bucket],
                                  "collections": [chunk_collection(size=1), passthrough_collection("copies", "chunks")]})
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_DATABASE_URL": catalog,
-           "TIERFLOW_CHUNK_SIZE": "3", "TIERFLOW_CHUNK_CONCURRENCY": "1"}
+           "TIERFLOW_CHUNK_SIZE": "3", "TIERFLOW_CHUNK_CONCURRENCY": "1", "TIERFLOW_BATCH_LEASE_SECONDS": "2"}
     child = subprocess.Popen(
         [sys.executable, "-c", "import tests.utils.stall_after_first_chunk; from cli.main import app; app()",
          "trigger", "chunks", "-n", "crash"],
@@ -78,15 +84,20 @@ def test_killed_mid_tier_then_resumed(prefect_harness, catalog, moto_endpoint, t
     assert batch_view(batch_id)["status"] == "IN_PROGRESS"
 
     runner = CliRunner()
+    killed_run = batch_view(batch_id)["task_id"]
     if how == "by hand":
-        refused = runner.invoke(app, ["batch", "resume", batch_id])
-        assert refused.exit_code == 1 and "--force" in refused.stderr
+        if not _lease_ran_out(catalog, batch_id):
+            refused = runner.invoke(app, ["batch", "resume", batch_id])
+            assert refused.exit_code == 1 and "--force" in refused.stderr
         resumed = runner.invoke(app, ["batch", "resume", batch_id, "--force"])
         assert resumed.exit_code == 0, resumed.output
     else:
-        # What a runner or worker does when the process of a run it started dies.
-        asyncio.run(_mark_crashed(batch_view(batch_id)["task_id"]))
+        deadline = time.monotonic() + 30
+        while not _lease_ran_out(catalog, batch_id):  # the killed run renews it no more
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
         assert asyncio.run(resume_crashed_batches()) == [batch_id]
+        assert asyncio.run(_state_of(killed_run)) == "CRASHED"  # whatever Prefect believed before
         assert asyncio.run(resume_crashed_batches()) == []  # finished now: nothing left to resume
 
     view = batch_view(batch_id)

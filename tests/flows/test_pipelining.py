@@ -109,10 +109,10 @@ def test_a_tier_failing_before_its_body_runs_still_lets_the_tier_below_close(flo
                                  "collections": [chunk_collection(size=2), passthrough_collection("copies", "chunks")]})
     run_tier = tier_flow._run_tier
 
-    async def no_body_for_the_root(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+    async def no_body_for_the_root(batch_id: str, tier_num: int, *rest: Any) -> Any:
         if tier_num == 0:
             raise RuntimeError("tier 0 never began")
-        return await run_tier(batch_id, tier_num, parent_task_id)
+        return await run_tier(batch_id, tier_num, *rest)
 
     monkeypatch.setattr(tier_flow, "_run_tier", no_body_for_the_root)
     with pytest.raises(RuntimeError, match="tier 0 never began"):
@@ -196,7 +196,7 @@ def chunk_tasks(monkeypatch: pytest.MonkeyPatch, chunk_tickets: list[int]) -> li
     class _Task:
         @staticmethod
         def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]],
-                   io_ticket: int) -> _ChunkRun:
+                   generation: int, io_ticket: int) -> _ChunkRun:
             chunk_tickets.append(io_ticket)
             submitted.append((input_ids.unquote(), _ChunkRun()))
             return submitted[-1][1]
@@ -210,7 +210,7 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
     # A tier of a million inputs must not hold every id it ever submitted until it closes; the
     # ids of a failed chunk are kept, to be marked failed in the ledger.
     feed = TierFeed()
-    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed, limit=4)
+    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed, limit=4, generation=1)
     runs.add("col_a", ["obj_1", "obj_2", "obj_3"])  # the first two are a chunk
     [(_, ok)] = chunk_tasks
     ok.end()
@@ -225,7 +225,7 @@ def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that
 
 def test_each_chunk_takes_its_place_for_reads_when_the_tier_submits_it(chunk_tasks, chunk_tickets):
     # Their threads may reach their reads in any order; the pool serves them in this one.
-    runs = tier_flow._ChunkRuns("btch_x", 0, 20, None, limit=8)
+    runs = tier_flow._ChunkRuns("btch_x", 0, 20, None, limit=8, generation=1)
     runs.add("col_a", [f"obj_{n}" for n in range(62)])  # a first chunk of 2, then three of 20
     assert [len(ids) for ids, _ in chunk_tasks] == [2, 20, 20, 20]
     assert chunk_tickets == sorted(set(chunk_tickets))
@@ -247,7 +247,7 @@ def test_the_collector_is_set_once_per_process(monkeypatch):
 
 
 def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_one(chunk_tasks):
-    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None, limit=2)  # first chunk 10, then 100
+    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None, limit=2, generation=1)  # first chunk 10, then 100
     runs.add("col_a", ["d1", "d2", "d3"])
     assert chunk_tasks == []
     runs.flush_if_idle()  # nothing runs: the three go now, not when ten have come
@@ -262,7 +262,7 @@ def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_
 
 def test_a_full_tier_waits_for_room_until_a_runner_thread_ends_a_chunk(chunk_tasks):
     async def scenario() -> None:
-        runs = tier_flow._ChunkRuns("btch_x", 1, 1, None, limit=2)
+        runs = tier_flow._ChunkRuns("btch_x", 1, 1, None, limit=2, generation=1)
         runs.add("col_a", ["d1"])
         await asyncio.wait_for(runs.room(), WAIT_SECONDS)  # one of two submitted: room
         runs.add("col_a", ["d2"])
@@ -365,11 +365,11 @@ def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path, monkeypatc
         release.set()
         await wait(self)
 
-    async def held_document_tier(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+    async def held_document_tier(batch_id: str, tier_num: int, *rest: Any) -> Any:
         if tier_num == 1:
             assert await asyncio.to_thread(release.wait, WAIT_SECONDS), "nothing waited, nothing ran"
             tier_1_began.set()
-        return await run_tier(batch_id, tier_num, parent_task_id)
+        return await run_tier(batch_id, tier_num, *rest)
 
     def watched_chunk(**kwargs: Any) -> Any:
         if not tier_1_began.is_set():
@@ -408,9 +408,9 @@ def test_each_tier_run_is_created_once_the_tier_above_has_its_own(flows, tmp_pat
         def with_options(self, **options: Any) -> Any:
             subflow = process_tier.with_options(**options)
 
-            async def call(batch_id: str, tier_num: int, parent_task_id: str | None) -> Any:
+            async def call(batch_id: str, tier_num: int, *rest: Any) -> Any:
                 events.append(("called", tier_num))
-                return await subflow(batch_id, tier_num, parent_task_id)
+                return await subflow(batch_id, tier_num, *rest)
             return call
 
     monkeypatch.setattr(StartLine, "arrive", recorded_arrive)

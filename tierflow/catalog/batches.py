@@ -7,16 +7,16 @@ each input's outcome, committed together with the documents of its chunk.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from tierflow.catalog.engine import open_session
+from tierflow.catalog.engine import open_session, rows_changed
 from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.schema import batch_inputs, batch_runs, batches, tier_tasks
-from tierflow.errors import NotFoundError
+from tierflow.errors import NotFoundError, TerminalError
 from tierflow.models.status import Status
 from tierflow.timestamps import now_text
 
@@ -30,6 +30,20 @@ def create_batch(session: Session, *, batch: dict[str, Any], tiers: Sequence[dic
 
 def update_batch(session: Session, *, batch_id: str, **values: Any) -> None:
     session.execute(update(batches).where(batches.c.batch_id == batch_id).values(**values, updated_at=now_text()))
+
+
+def set_status_unless(session: Session, *, batch_id: str, status: str, unless: Collection[str]) -> bool:
+    """Set the batch's status unless it is one of `unless` (compare-and-set); whether it was set."""
+    return rows_changed(session,
+        update(batches).where(batches.c.batch_id == batch_id, batches.c.status.not_in(list(unless)))
+        .values(status=status, updated_at=now_text())
+    ) == 1
+
+
+def set_task_id(session: Session, *, batch_id: str, task_id: str) -> None:
+    """Record the batch's task id (its first run's) unless a run has recorded one already."""
+    session.execute(update(batches).where(batches.c.batch_id == batch_id, batches.c.task_id.is_(None))
+                    .values(task_id=task_id))
 
 
 def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any) -> None:
@@ -130,15 +144,29 @@ def iter_input_chunks(
         after = ids[-1]
 
 
-def record_results(session: Session, *, batch_id: str, collection_id: str, results: Sequence[dict[str, Any]]) -> None:
-    """Write each input's outcome (`input_id`, `status`, `documents_written`, `error`)."""
-    update_grouped(
+def record_results(session: Session, *, batch_id: str, collection_id: str, results: Sequence[dict[str, Any]],
+                   generation: int) -> None:
+    """Write each input's outcome (`input_id`, `status`, `documents_written`, `error`), for inputs
+    still PENDING and claimed by the run of `generation`; ClaimLostError (the transaction must
+    roll back) when a newer run has claimed any of them meanwhile."""
+    changed = update_grouped(
         session, batch_inputs, batch_inputs.c.input_id,
         {r["input_id"]: {"status": r["status"], "documents_written": r["documents_written"], "error": r.get("error")}
          for r in results},
-        where=[batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id],
+        where=[batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
+               batch_inputs.c.status == Status.PENDING.value, batch_inputs.c.claim == generation],
         common={"updated_at": now_text()},
     )
+    if changed != len(results):
+        raise ClaimLostError(batch_id, len(results) - changed)
+
+
+class ClaimLostError(TerminalError):
+    """Inputs a chunk processed were claimed by a newer run of the batch: its work is not kept."""
+
+    def __init__(self, batch_id: str, lost: int) -> None:
+        super().__init__(f"batch {batch_id}: {lost} input(s) of this chunk were taken over by a newer run; "
+                         "its results are dropped", details={"batch_id": batch_id})
 
 
 def input_counts(session: Session, *, batch_id: str, collection_ids: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -163,7 +191,8 @@ def failed_inputs(
     """The failed inputs of these collections of a batch (a tier's, or all the batch's) with
     their errors, by tier; found through the status index, without reading the others."""
     query = (
-        select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error)
+        select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error,
+               batch_inputs.c.attempts)
         .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id.in_(collection_ids),
                batch_inputs.c.status == Status.FAILED.value)
         .order_by(batch_inputs.c.tier_num, batch_inputs.c.input_id).limit(limit)
@@ -171,16 +200,20 @@ def failed_inputs(
     return [dict(r) for r in session.execute(query).mappings()]
 
 
-def reset_inputs(session: Session, *, batch_id: str, inputs: Sequence[tuple[str, str]]) -> None:
-    """Put these (collection id, input id) entries of the manifest back to PENDING."""
+def reset_inputs(session: Session, *, batch_id: str, inputs: Sequence[dict[str, Any]]) -> None:
+    """Put these failed entries of the manifest (`collection_id`, `input_id`, `error`, `attempts`)
+    back to PENDING; each one's error joins its `attempts`, the history a retry keeps."""
     now = now_text()
     statement = (
         update(batch_inputs)
         .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == bindparam("r_c"),
                batch_inputs.c.input_id == bindparam("r_i"))
-        .values(status=Status.PENDING.value, error=None, documents_written=0, updated_at=now)
+        .values(status=Status.PENDING.value, error=None, documents_written=0, attempts=bindparam("r_a"),
+                updated_at=now)
     )
-    session.connection().execute(statement, [{"r_c": c, "r_i": i} for c, i in inputs])
+    session.connection().execute(statement, [
+        {"r_c": f["collection_id"], "r_i": f["input_id"], "r_a": [*(f.get("attempts") or []), f["error"]]}
+        for f in inputs])
 
 
 def list_batches(session: Session, *, namespace_id: str, status: str | None, limit: int,
@@ -204,19 +237,13 @@ def add_run(session: Session, *, batch_id: str, task_id: str) -> None:
         session.execute(insert(batch_runs).values(batch_id=batch_id, task_id=task_id, created_at=now_text()))
 
 
-def unfinished_batches(session: Session, *, terminal: set[str]) -> list[dict[str, Any]]:
-    """Batches not finished, each with the id of the latest run that worked on it."""
-    rows = session.execute(
-        select(batches.c.batch_id, batches.c.namespace_id, batches.c.collection_id, batch_runs.c.task_id,
-               batch_runs.c.created_at)
-        .join(batch_runs, batch_runs.c.batch_id == batches.c.batch_id)
-        .where(batches.c.status.not_in(sorted(terminal)))
-        .order_by(batch_runs.c.created_at)
-    ).mappings()
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        latest[row["batch_id"]] = dict(row)  # ordered by time: the last one stays
-    return list(latest.values())
+def run_ids(session: Session, *, batch_id: str) -> list[str]:
+    """Every flow run recorded for the batch: its task's, its retries' and resumes', its tiers'."""
+    batch = get_batch(session, batch_id=batch_id)
+    runs = session.execute(select(batch_runs.c.task_id).where(batch_runs.c.batch_id == batch_id)
+                           .order_by(batch_runs.c.created_at)).scalars()
+    tiers = [t["task_id"] for t in get_tiers(session, batch_id=batch_id)]
+    return list(dict.fromkeys(i for i in [batch["task_id"], *runs, *tiers] if i))
 
 
 def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:
@@ -243,11 +270,21 @@ def raise_current_tier(session: Session, *, batch_id: str, tier_num: int) -> Non
 
 
 def fail_pending_inputs(session: Session, *, batch_id: str, collection_id: str, input_ids: Sequence[str],
-                        error: dict[str, Any]) -> None:
-    """Mark these inputs FAILED with `error`, those still PENDING only."""
+                        error: dict[str, Any], generation: int) -> None:
+    """Mark these inputs FAILED with `error`, those still PENDING and not claimed by a run newer
+    than `generation`."""
     session.execute(
         update(batch_inputs)
         .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
-               batch_inputs.c.input_id.in_(list(input_ids)), batch_inputs.c.status == Status.PENDING.value)
-        .values(status=Status.FAILED.value, error=error, updated_at=now_text())
+               batch_inputs.c.input_id.in_(list(input_ids)), batch_inputs.c.status == Status.PENDING.value,
+               (batch_inputs.c.claim.is_(None)) | (batch_inputs.c.claim <= generation))
+        .values(status=Status.FAILED.value, error=error, claim=generation, updated_at=now_text())
     )
+
+
+def pending_count(session: Session, *, batch_id: str) -> int:
+    """How many inputs of the batch are still PENDING (not processed by any run)."""
+    return int(session.execute(
+        select(func.count()).select_from(batch_inputs)
+        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.status == Status.PENDING.value)
+    ).scalar_one())

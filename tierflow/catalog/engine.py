@@ -14,10 +14,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -152,6 +152,11 @@ def open_session(url: str, *, write: bool = False) -> Iterator[Session]:
         return
     with factory.begin() as session:
         yield session
+
+
+def rows_changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE or DELETE; how many rows it changed (what compare-and-set reads)."""
+    return int(cast(CursorResult[Any], session.execute(statement)).rowcount)
 
 
 class QueryTimeoutError(BadRequestError):

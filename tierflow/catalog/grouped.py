@@ -14,6 +14,8 @@ import orjson
 from sqlalchemy import ColumnElement, Table, update
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.engine import rows_changed
+
 
 def update_grouped(
     session: Session,
@@ -23,12 +25,16 @@ def update_grouped(
     *,
     where: Iterable[ColumnElement[bool]] = (),
     common: Mapping[str, Any] | None = None,
-) -> None:
-    """Set `new_values[id]` on the row of each id (those that also match `where`), plus `common`."""
+) -> int:
+    """Set `new_values[id]` on the row of each id (those that also match `where`), plus `common`;
+    how many rows changed."""
     groups: dict[bytes, tuple[Mapping[str, Any], list[str]]] = {}
     for row_id, values in new_values.items():
         key = orjson.dumps(values, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
         groups.setdefault(key, (values, []))[1].append(row_id)
     conditions = list(where)
+    changed = 0
     for values, ids in groups.values():
-        session.execute(update(table).where(*conditions, id_column.in_(ids)).values(**values, **(common or {})))
+        changed += rows_changed(session,
+            update(table).where(*conditions, id_column.in_(ids)).values(**values, **(common or {})))
+    return changed

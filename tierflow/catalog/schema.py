@@ -131,7 +131,15 @@ batches = Table(
     Column("document_count", Integer),
     Column("failed_object_count", Integer, nullable=False, default=0),
     Column("error_summary", JsonType),
+    # The run working on the batch holds its lease (tierflow.leases): its flow run id, the process
+    # that runs it, until when, and how many runs have held it (chunks claim inputs by that number).
+    Column("lease_owner", String(64)),
+    Column("lease_holder", String(255)),
+    Column("lease_expires_at", Stamp),
+    Column("lease_generation", Integer, nullable=False, server_default="0"),
+    Column("auto_resumes", Integer, nullable=False, server_default="0"),
     *_stamps(),
+    Index("ix_batches_lease_expires_at", "lease_expires_at"),
 )
 
 tier_tasks = Table(
@@ -170,6 +178,9 @@ batch_inputs = Table(
     Column("status", String(32), nullable=False),
     Column("documents_written", Integer, nullable=False, default=0),
     Column("error", JsonType),
+    # The lease generation of the run whose chunk claimed the input; earlier failures of a retried input.
+    Column("claim", Integer),
+    Column("attempts", JsonType),
     Column("updated_at", Stamp, nullable=False),
     Index("ix_batch_inputs_status", "batch_id", "collection_id", "status", "input_id", "documents_written"),
 )

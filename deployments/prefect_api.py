@@ -1,0 +1,90 @@
+"""The temporary Prefect API of `tierflow serve` (no `PREFECT_API_URL`): a child process that
+listens on loopback only and dies with the server, however the server dies.
+
+Prefect's own temporary server (`SubprocessASGIServer`) outlived a `tierflow serve` killed with
+SIGKILL, and after a restart two Prefect APIs shared one database. This starts the same
+application (Prefect's API factory under uvicorn, with the settings Prefect gives its own) through
+`python -m deployments.prefect_api`, which first asks the kernel to kill it when its parent dies.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from tierflow.errors import TierflowError
+
+HOST = "127.0.0.1"
+"""Anyone who reaches a Prefect API can run tierflow's deployments: loopback only."""
+
+_SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
+"""What Prefect sets for its own temporary server (no UI, the ephemeral server's services)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def command(port: int) -> list[str]:
+    """The command line of the API process."""
+    return [sys.executable, "-m", "deployments.prefect_api", str(os.getpid()), str(port)]
+
+
+@contextmanager
+def local_prefect_api(timeout: float = 120) -> Iterator[str]:
+    """Start the API process, wait until it answers, yield its URL; stop it at the end."""
+    from prefect.settings import get_current_settings
+
+    port = _free_port()
+    env = {**os.environ, **_SERVER_ENV, **get_current_settings().to_environment_variables(exclude_unset=True)}
+    process = subprocess.Popen(command(port), env=env)
+    url = f"http://{HOST}:{port}/api"
+    try:
+        _wait_until_healthy(process, url, timeout)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise TierflowError(f"Prefect's local API exited at start (code {process.returncode}); set "
+                                "PREFECT_API_URL to use a Prefect server")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)  # polling: the process offers nothing to wait on
+    raise TierflowError(f"Prefect's local API did not answer within {timeout:g} s; set PREFECT_API_URL")
+
+
+def main(parent: int, port: int) -> None:
+    """The API process: tie its life to `parent`'s, then serve Prefect's API on loopback."""
+    import uvicorn
+
+    from tierflow.process import die_with_parent
+
+    die_with_parent(parent)
+    uvicorn.run("prefect.server.api.server:create_app", factory=True, host=HOST, port=port,
+                log_level="error", lifespan="on")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]))
