@@ -23,7 +23,7 @@ from tierflow.batches import cancel_batch, check_resumable, reset_failed_inputs
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
 from tierflow.errors import public_message
-from tierflow.leases import RESUMABLE, Reservation, give_back, reserve
+from tierflow.leases import RESUMABLE, Reservation, give_back, let_run_out, reserve
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerRequest
 from tierflow.settings import get_settings
@@ -36,9 +36,12 @@ class Via(Enum):
     THIS_PROCESS = "this process"
 
 
-def run_batch(parameters: dict[str, Any], *, reservation: Reservation, via: Via) -> str | None:
+def run_batch(parameters: dict[str, Any], *, reservation: Reservation, via: Via,
+              fail_batch: bool = True) -> str | None:
     """Run the trigger flow with `parameters` (which name the reserved batch); the run's task id
-    when it was started through the deployment, None when it ran here."""
+    when it was started through the deployment, None when it ran here. When the run cannot be
+    started, the batch is marked FAILED with the reason, or, unless `fail_batch`, its reservation
+    is let run out for the sweep to try again."""
     if via is Via.THIS_PROCESS:
         from flows.trigger import trigger_collection  # the flows are loaded only where they run
 
@@ -47,6 +50,9 @@ def run_batch(parameters: dict[str, Any], *, reservation: Reservation, via: Via)
     try:
         task_id = start_trigger_run(parameters, idempotency_key=reservation.key)
     except Exception as error:
+        if not fail_batch:
+            let_run_out(reservation)
+            raise
         message = f"its run could not be started: {public_message(error)}"
         if give_back(reservation, status=Status.FAILED.value, error_summary={"message": message}):
             raise

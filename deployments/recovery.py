@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from deployments.runs import batch_run_ids, mark_crashed
+from deployments.runs import batch_run_ids, mark_crashed, taking_runs
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog.engine import open_session
@@ -90,7 +90,7 @@ def start_through_deployment(parameters: dict[str, Any], reservation: Reservatio
     """`Start` for a process serving the deployments: a new run of the trigger deployment."""
     from deployments.operations import Via, run_batch
 
-    run_batch(parameters, reservation=reservation, via=Via.DEPLOYMENT)
+    run_batch(parameters, reservation=reservation, via=Via.DEPLOYMENT, fail_batch=False)
 
 
 class Sweeper:
@@ -110,6 +110,8 @@ class Sweeper:
 
     def _run(self) -> None:
         while not self._stop.wait(get_settings().sweep_seconds):
+            if not taking_runs():
+                return  # shutting down: what is left is the next server's
             try:
                 sweep(self._start)
             except Exception:  # the catalog or Prefect unreachable: look again next time

@@ -119,6 +119,11 @@ def stop_taking_runs() -> None:
     _stopping[:] = [True]
 
 
+def taking_runs() -> bool:
+    """Whether this process still starts runs (it is not shutting down)."""
+    return not _stopping
+
+
 _runner_since: list[datetime] = []
 """When this process began starting a runner for the deployments (empty: it does not)."""
 

@@ -101,6 +101,12 @@ def give_back(reservation: Reservation, **batch_values: Any) -> bool:
     return True
 
 
+def let_run_out(reservation: Reservation) -> None:
+    """End a reservation whose run did not start now, leaving the batch to the next sweep."""
+    with open_session(get_settings().database_url) as session:
+        catalog_leases.expire(session, batch_id=reservation.batch_id, owner=reservation.owner, at=_stamp())
+
+
 class Lease:
     """A run's hold on its batch, kept by a thread that renews it; `lost` is called (from that
     thread) if another run has taken it."""
