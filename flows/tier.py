@@ -39,6 +39,7 @@ from tasks.batches import finish_tier, select_inputs
 from tasks.chunks import process_chunk
 from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
 from tierflow.batches import current_generation, fail_inputs, reach_tier, start_tier
+from tierflow.catalog.engine import CatalogUnavailableError
 from tierflow.chunking import ChunkCutter, chunk_plan, tier_shape
 from tierflow.errors import is_transient, public_message
 from tierflow.process import configure_process, tune_collector
@@ -124,7 +125,8 @@ class _ChunkRuns:
 
     async def finish(self) -> None:
         """Submit the partial chunks, wait for every chunk, and mark the inputs of chunks that
-        failed after their retries."""
+        failed after their retries, except those that failed because the catalog could not be
+        reached: they stay pending and the tier fails with that error."""
         for chunk in self.cutter.rest():
             self._submit(*chunk)
         with self._lock:
@@ -132,13 +134,19 @@ class _ChunkRuns:
         await asyncio.to_thread(wait, pending)
         with self._lock:
             ended, self.runs = list(self.runs.values()), {}
+        unreachable: CatalogUnavailableError | None = None
         for collection_id, input_ids, future in ended:
             if future.state.is_failed() or future.state.is_crashed():
-                error = future.state.result(raise_on_failure=False)
+                error = await future.state.aresult(raise_on_failure=False)  # in a loop: the async form
+                if isinstance(error, CatalogUnavailableError):
+                    unreachable = error  # nothing of the chunk was read: its inputs stay pending
+                    continue
                 if not isinstance(error, BaseException):
                     error = RuntimeError(str(error))
                 fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
                             error=_chunk_error(error, self.tier_num), generation=self.generation)
+        if unreachable is not None:
+            raise unreachable  # the batch fails as transient, to be resumed
 
 
 async def _submit_pending(runs: _ChunkRuns) -> None:

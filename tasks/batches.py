@@ -6,14 +6,8 @@ from typing import Any
 
 from prefect import task
 
-from tasks.retries import retry_if_transient
 from tierflow import batches, planning, selection
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
-
-_CATALOG_RETRIES: dict[Any, Any] = {"retries": 4, "retry_delay_seconds": [1, 2, 4, 8],
-                                     "retry_condition_fn": retry_if_transient}
-"""A step that only reads and writes the catalog rides out a catalog briefly unreachable (a
-restarting PostgreSQL, a SQLite file busy past its timeout): 15 s of retries."""
 
 
 @task(name="plan-batch")
@@ -22,25 +16,25 @@ def plan_batch(namespace: str, collection: str, request: TriggerRequest, task_id
     return planning.plan_batch(namespace=namespace, collection=collection, request=request, task_id=task_id)
 
 
-@task(name="adopt-batch", **_CATALOG_RETRIES)
+@task(name="adopt-batch")
 def adopt_batch(batch_id: str, task_id: str, namespace: str) -> planning.BatchPlan:
     """Take over a batch of `namespace` that the REST API planned before starting this run."""
     return planning.adopt_batch(batch_id=batch_id, task_id=task_id, namespace=namespace)
 
 
-@task(name="select-inputs", task_run_name="select-inputs-tier-{tier_num}", **_CATALOG_RETRIES)
+@task(name="select-inputs", task_run_name="select-inputs-tier-{tier_num}")
 def select_inputs(batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
     """Fill the tier's manifest with the inputs its filters select (in SQL)."""
     return selection.select_tier_inputs(batch_id=batch_id, tier_num=tier_num)
 
 
-@task(name="finish-tier", task_run_name="finish-tier-{tier_num}", **_CATALOG_RETRIES)
+@task(name="finish-tier", task_run_name="finish-tier-{tier_num}")
 def finish_tier(batch_id: str, tier_num: int) -> dict[str, Any]:
     """Close the tier: counters and status from the per-input ledger."""
     return batches.finish_tier(batch_id=batch_id, tier_num=tier_num)
 
 
-@task(name="finish-batch", **_CATALOG_RETRIES)
+@task(name="finish-batch")
 def finish_batch(batch_id: str, failure: str | None = None, transient: bool = False,
                  run_id: str | None = None) -> TriggerCollectionResponse:
     """Close the batch: overall status, totals and error summary; give up run `run_id`'s lease."""

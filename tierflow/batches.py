@@ -20,6 +20,7 @@ from tierflow.errors import BadRequestError
 from tierflow.leases import RESUMABLE, BatchBusyError, LeaseHeldError, Reservation, reserve
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
+from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 from tierflow.timestamps import now_text
 
@@ -31,11 +32,13 @@ def _url() -> str:
     return get_settings().database_url
 
 
+@catalog_retries
 def mark_batch(batch_id: str, status: Status, **values: Any) -> None:
     with open_session(_url()) as session:
         catalog_batches.update_batch(session, batch_id=batch_id, status=status.value, **values)
 
 
+@catalog_retries
 def start_tier(*, batch_id: str, tier_num: int, task_id: str | None, parent_task_id: str | None) -> None:
     """Record that a tier began, with its flow run id and the run it follows."""
     with open_session(_url()) as session:
@@ -46,6 +49,7 @@ def start_tier(*, batch_id: str, tier_num: int, task_id: str | None, parent_task
         catalog_batches.update_batch(session, batch_id=batch_id, status=Status.IN_PROGRESS.value)
 
 
+@catalog_retries
 def reach_tier(*, batch_id: str, tier_num: int) -> None:
     """Record that the batch's work reached this tier (its `current_tier`): the deepest tier that
     has begun processing, since the tiers of a batch overlap."""
@@ -53,6 +57,7 @@ def reach_tier(*, batch_id: str, tier_num: int) -> None:
         catalog_batches.raise_current_tier(session, batch_id=batch_id, tier_num=tier_num)
 
 
+@catalog_retries
 def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any],
                 generation: int) -> None:
     """Mark inputs whose whole chunk failed (after retries) so nothing goes unaccounted; those a
@@ -62,12 +67,14 @@ def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], erro
                                             input_ids=input_ids, error=error, generation=generation)
 
 
+@catalog_retries
 def current_generation(batch_id: str) -> int:
     """The batch's lease generation now (what a tier run on its own claims inputs with)."""
     with open_session(_url()) as session:
         return int(catalog_batches.get_batch(session, batch_id=batch_id)["lease_generation"])
 
 
+@catalog_retries
 def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
     """Close a tier: counters and status from the ledger; returns the tier's record."""
     with open_session(_url()) as session:
@@ -114,6 +121,7 @@ def _milliseconds_between(start: str, end: str) -> int:
     return int((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds() * 1000)
 
 
+@catalog_retries
 def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool = False,
                  run_id: str | None = None) -> TriggerCollectionResponse:
     """Close a batch: status from its tiers (or FAILED with `failure`), totals, summary.

@@ -9,6 +9,7 @@ from typing import Any
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
+from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 
 
@@ -33,6 +34,7 @@ class TierShape:
     """Whether its chunks read files from S3 (the root tier of a bucket-sourced batch)."""
 
 
+@catalog_retries
 def tier_shape(*, batch_id: str, tier_num: int) -> TierShape:
     """How this tier of the batch cuts and runs its inputs."""
     with open_session(get_settings().database_url) as session:

@@ -22,6 +22,7 @@ from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog.engine import open_session
 from tierflow.errors import AlreadyExistsError, TerminalError
 from tierflow.models.status import Status
+from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 from tierflow.timestamps import format_timestamp, utcnow
 
@@ -117,6 +118,7 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     @classmethod
+    @catalog_retries
     def take(cls, batch_id: str, run_id: str) -> Lease:
         """Take the batch's lease for this run; LeaseHeldError when another run holds it."""
         with open_session(get_settings().database_url) as session:

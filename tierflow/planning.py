@@ -17,6 +17,7 @@ from tierflow.errors import BadRequestError, NotFoundError
 from tierflow.ids import new_id
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerRequest
+from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 
 
@@ -139,6 +140,7 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
     )
 
 
+@catalog_retries
 def adopt_batch(*, batch_id: str, task_id: str | None, namespace: str) -> BatchPlan:
     """The plan of a batch created before its run (by the REST API), now owned by run `task_id`.
 

@@ -23,6 +23,7 @@ from tierflow.dag import upstream_ids
 from tierflow.errors import BadRequestError
 from tierflow.filters import Condition, Node, combine_all, compile_filter, parse_filter
 from tierflow.models.status import Status
+from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 
 
@@ -134,6 +135,7 @@ def _select_downstream(
     return {"fetched": _count(session, base, documents), "selected": added}
 
 
+@catalog_retries
 def select_new_inputs(
     *, batch_id: str, tier_num: int, upstream_id: str, source_ids: list[str]
 ) -> dict[str, list[str]]:
@@ -161,6 +163,7 @@ def select_new_inputs(
     return added
 
 
+@catalog_retries
 def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
     """Fill the manifest of every collection of a tier; counts per collection id."""
     with open_session(get_settings().database_url) as session:

@@ -18,6 +18,7 @@ from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.schema import batch_inputs, batch_runs, batches, tier_tasks
 from tierflow.errors import NotFoundError, TerminalError
 from tierflow.models.status import Status
+from tierflow.retrying import catalog_retries
 from tierflow.timestamps import now_text
 
 
@@ -129,19 +130,26 @@ def iter_input_chunks(
     """The manifest's input ids in chunks of `size`, read page by page (keyset pagination)."""
     after = ""
     while True:
-        with open_session(database_url) as session:
-            ids = list(session.execute(
-                select(batch_inputs.c.input_id).where(
-                    batch_inputs.c.batch_id == batch_id,
-                    batch_inputs.c.collection_id == collection_id,
-                    batch_inputs.c.status == status,
-                    batch_inputs.c.input_id > after,
-                ).order_by(batch_inputs.c.input_id).limit(size)
-            ).scalars())
+        ids = _input_page(database_url, batch_id=batch_id, collection_id=collection_id, status=status,
+                          after=after, size=size)
         if not ids:
             return
         yield ids
         after = ids[-1]
+
+
+@catalog_retries
+def _input_page(database_url: str, *, batch_id: str, collection_id: str, status: str, after: str,
+                size: int) -> list[str]:
+    with open_session(database_url) as session:
+        return list(session.execute(
+            select(batch_inputs.c.input_id).where(
+                batch_inputs.c.batch_id == batch_id,
+                batch_inputs.c.collection_id == collection_id,
+                batch_inputs.c.status == status,
+                batch_inputs.c.input_id > after,
+            ).order_by(batch_inputs.c.input_id).limit(size)
+        ).scalars())
 
 
 def record_results(session: Session, *, batch_id: str, collection_id: str, results: Sequence[dict[str, Any]],

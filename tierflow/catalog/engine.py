@@ -19,11 +19,18 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import CursorResult, Engine, Executable, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import TimeoutError as SqlTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tierflow.catalog.migrate import ensure_schema
-from tierflow.errors import BadRequestError
+from tierflow.errors import BadRequestError, TransientError
 from tierflow.filters.matching import fold, regex_search
 from tierflow.settings import get_settings
 
@@ -133,25 +140,64 @@ def _session_factory(url: str, engine: Engine) -> sessionmaker[Session]:
     return factory
 
 
+class CatalogUnavailableError(TransientError):
+    """The catalog database cannot be reached right now (refused, restarting, busy past its
+    timeout): what failed may succeed when tried again."""
+
+    status = 503
+    type_name = "ServiceUnavailableError"
+
+
+_UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+"""PostgreSQL SQLSTATEs of a connection lost or refused: class 08, the server shutting down or
+starting, too many connections."""
+
+_SQLITE_BUSY = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """Whether a database error says the catalog cannot be reached now, rather than that the
+    statement is wrong."""
+    if isinstance(error, (DisconnectionError, SqlTimeoutError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    state = getattr(error.orig, "sqlstate", None)
+    if isinstance(error.orig, sqlite3.OperationalError):
+        return any(text in str(error.orig).lower() for text in _SQLITE_BUSY)
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return state is None or str(state).startswith(_UNREACHABLE_STATES)
+    return False
+
+
 @contextmanager
 def open_session(url: str, *, write: bool = False) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error.
+    """A session in one transaction: committed on success, rolled back on error. A catalog that
+    cannot be reached raises CatalogUnavailableError (transient: retried where steps retry).
 
     `write=True` marks a transaction that writes much (a chunk's documents). On SQLite, which
     has one writer at a time, such transactions of one process queue on a lock here: a thread
     waiting on SQLite's own busy handler sleeps in steps of up to 100 ms and lost more time than
     the writes took when four chunks of a tier finished together.
     """
-    engine = get_engine(url)
-    factory = _session_factory(url, engine)
-    if write and engine.dialect.name == "sqlite":
-        with _lock:
-            writer = _sqlite_writers.setdefault(url, threading.Lock())
-        with writer, factory.begin() as session:
+    try:
+        engine = get_engine(url)
+        factory = _session_factory(url, engine)
+        if write and engine.dialect.name == "sqlite":
+            with _lock:
+                writer = _sqlite_writers.setdefault(url, threading.Lock())
+            with writer, factory.begin() as session:
+                yield session
+            return
+        with factory.begin() as session:
             yield session
-        return
-    with factory.begin() as session:
-        yield session
+    except SQLAlchemyError as error:
+        if is_unreachable(error):
+            raise CatalogUnavailableError(f"the catalog database cannot be reached ({type(error).__name__}); "
+                                          "try again shortly") from error
+        raise
 
 
 def rows_changed(session: Session, statement: Executable) -> int:
