@@ -175,3 +175,45 @@ def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3
     assert view["status"] == "CANCELED" and count("chunks") == 0
     assert view["audit"] == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 3, "lost": 0,
                              "balanced": True}
+
+
+def test_a_document_records_the_version_it_read_so_skip_never_redoes_it(flows, tmp_path):
+    # The file is replaced between the listing and the read: its documents are made from the new
+    # bytes and must say so, or the next `skip` trigger (which lists the new etag) makes them again.
+    put_text(flows, "notes/a.txt", "old words")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    client = s3_client(None, None)
+    replaced: list[str] = []
+
+    def replace_once(request, **_):
+        if not replaced:
+            replaced.append(flows.put_object(Bucket="tierflow-test", Key="notes/a.txt", Body=b"new words here")["ETag"])
+
+    client.meta.events.register("before-send.s3.GetObject", replace_once)
+    first = trigger("rel", "chunks")
+    client.meta.events.unregister("before-send.s3.GetObject", replace_once)
+    (document,) = list_collection_documents(namespace="rel", collection="chunks", filters=None, limit=10,
+                                            offset=0)["results"]
+    assert document["text"] == "new words here"
+    assert document["_internal"]["lineage"]["source_version"] == replaced[0].strip('"')
+    assert audit_of(first)["succeeded"] == 1
+    again = trigger("rel", "chunks", dedup_strategy="skip")
+    assert (audit_of(again)["succeeded"], audit_of(again)["skipped"]) == (0, 1) and count("chunks") == 1
+
+
+def test_a_listing_page_answered_500_is_retried(flows, tmp_path, monkeypatch):
+    monkeypatch.setenv("TIERFLOW_S3_MAX_ATTEMPTS", "2")
+    get_settings.cache_clear()
+    forget_clients()
+    put_text(flows, "notes/a.txt", "one two")
+    apply_definitions(tmp_path, {"namespace": "rel", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    client = s3_client(None, None)
+    answers = [500, 500]  # botocore's two attempts both refused: the discovery task is retried
+
+    def refuse(request, **_):
+        return s3_error(request.url, answers.pop(0), "InternalError") if answers else None
+
+    client.meta.events.register("before-send.s3.ListObjectsV2", refuse)
+    response = trigger("rel", "chunks")
+    assert not answers and batch_view(response["batch_id"])["status"] == "COMPLETED"
+    assert audit_of(response)["succeeded"] == 1 and count("chunks") == 1
