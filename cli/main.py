@@ -159,9 +159,10 @@ def batch_retry(
 def batch_resume(
     batch_id: str,
     force: Annotated[bool, typer.Option(
-        help="Resume even though Prefect still shows the batch's run as running (it was killed).")] = False,
+        help="Resume now, though the dead run's lease has not run out yet (you know its process is gone).")] = False,
 ) -> None:
-    """Finish a batch whose run died: only inputs not done yet are processed, nothing twice."""
+    """Finish a batch whose run died, or that FAILED with inputs pending: only inputs not done yet
+    are processed, nothing twice. (`tierflow serve` does this by itself once the lease runs out.)"""
     from deployments import operations
     from tierflow.batch_view import batch_view
 

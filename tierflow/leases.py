@@ -20,7 +20,7 @@ from typing import Any
 
 from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog.engine import open_session
-from tierflow.errors import AlreadyExistsError, TerminalError
+from tierflow.errors import AlreadyExistsError
 from tierflow.models.status import Status
 from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
@@ -32,17 +32,13 @@ SERVER_ID_VARIABLE = "TIERFLOW_SERVER_ID"
 """Set by `tierflow serve` for the runs it starts: their leases name it as their holder."""
 
 
-class LeaseHeldError(TerminalError):
+class LeaseHeldError(AlreadyExistsError):
     """Another run holds the batch's lease: this run must leave the batch alone."""
-
-    status = 409
-    type_name = "ConflictError"
 
 
 class BatchBusyError(AlreadyExistsError):
-    """A run works on the batch (or is starting): it cannot be started, retried or resumed now."""
-
-    type_name = "ConflictError"
+    """A run works on the batch (or is starting): it cannot be started, retried or resumed now
+    (409, the contract's `AlreadyExistsError`: the batch already has its run)."""
 
 
 def _stamp(seconds_from_now: float = 0) -> str:

@@ -91,6 +91,8 @@ def test_retry_reruns_only_the_failed_inputs_once_fixed(stack):
     s3.put_object(Bucket="files", Key="retry/bad.txt", Body=b"now readable")
     retry = client.post(f"/v1/batches/{first['batch_id']}/retry", headers=headers, json={"retry_mode": "all"})
     assert retry.status_code == 202 and retry.json()["retried_inputs"] == 1
+    twice = client.post(f"/v1/batches/{first['batch_id']}/retry", headers=headers, json={"retry_mode": "all"})
+    assert twice.status_code == 409 and twice.json()["error"]["type"] == "AlreadyExistsError"  # one run per batch
     assert finished_task(client, headers, retry.json()["task_id"])["status"] == "COMPLETED"
     batch = client.get(f"/v1/batches/{first['batch_id']}", headers=headers).json()
     assert batch["status"] == "COMPLETED" and batch["failed_object_count"] == 0
