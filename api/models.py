@@ -177,7 +177,10 @@ class Batch(BaseModel):
         description="The failed inputs (first 100): input_id, collection_id, tier_num, error, and "
         "attempts (the errors of earlier tries, when the input was retried).")
     audit: dict[str, Any] = Field(
-        default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0.")
+        default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0; "
+        "deleted: objects found gone from their bucket, deleted with their documents.")
+    deleted_count: int = Field(default=0,
+                               description="Objects this batch found gone and deleted, with their documents.")
 
 
 class Task(BaseModel):

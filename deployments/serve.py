@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import threading
 import time
 from typing import Any
@@ -116,6 +117,8 @@ def stop_polling(runner: Runner) -> bool:
 def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C."""
     runner = DrainingRunner(name="tierflow", query_seconds=get_settings().runner_poll_seconds)
+    # Before the runner starts (it installs the same handler then), SIGTERM ends this quietly.
+    signal.signal(signal.SIGTERM, runner.handle_sigterm)
     for deployment in build_deployments(namespace=namespace, collection=collection, cron=cron):
         runner.deployment_ids.append(runner.add_deployment(deployment))
     sweeper = Sweeper()

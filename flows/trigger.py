@@ -100,7 +100,8 @@ async def _tier_subflow(plan: BatchPlan, tier_num: int, generation: int) -> dict
 async def _discover(plan: BatchPlan, root_feed: TierFeed | None = None) -> BaseException | None:
     """List and register the root's buckets (each page fed to the root tier when it is fed);
     the first failure, returned."""
-    discoveries = [discover_bucket.submit(b, plan.batch_id if root_feed else None) for b in plan.source_bucket_ids]
+    discoveries = [discover_bucket.submit(b, plan.batch_id, root_feed is not None, plan.reconciles_deletes)
+                   for b in plan.source_bucket_ids]
     failure = await asyncio.to_thread(_first_failure, discoveries)
     if root_feed is not None:
         root_feed.close(failed=failure is not None)

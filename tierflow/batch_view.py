@@ -22,6 +22,7 @@ def response_for(batch: dict[str, Any]) -> TriggerCollectionResponse:
         source_bucket_ids=batch["source_bucket_ids"] or None,
         source_collection_ids=batch["source_collection_ids"] or None,
         object_count=batch.get("object_count"), document_count=batch.get("document_count"),
+        deleted_count=batch.get("deleted_count"),
     )
 
 
@@ -53,9 +54,9 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "current_tier": batch["current_tier"], "total_tiers": batch["total_tiers"],
         "dag_tiers": batch["dag_tiers"], "tier_tasks": tier_tasks,
         "error_summary": batch["error_summary"], "failed_object_count": batch["failed_object_count"],
-        "failed_inputs": failures, "audit": _audit(tier_tasks),
+        "failed_inputs": failures, "audit": {**_audit(tier_tasks), "deleted": batch["deleted_count"]},
         "object_count": batch["object_count"], "document_count": batch["document_count"],
-        "created_at": batch["created_at"], "updated_at": batch["updated_at"],
+        "deleted_count": batch["deleted_count"], "created_at": batch["created_at"], "updated_at": batch["updated_at"],
     }
 
 

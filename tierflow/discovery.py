@@ -25,6 +25,7 @@ from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
 from tierflow.catalog.resources import get_buckets
+from tierflow.deletions import reconcile_missing
 from tierflow.errors import NotFoundError, TierflowError
 from tierflow.grants import locate
 from tierflow.ids import stable_id
@@ -47,6 +48,7 @@ class DiscoveryStats:
     new: int = 0
     changed: int = 0
     unchanged: int = 0
+    deleted: int = 0
 
 
 def object_id_for(bucket_id: str, key: str) -> str:
@@ -134,11 +136,14 @@ def _object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, A
     }
 
 
-def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None] | None = None) -> DiscoveryStats:
+def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None] | None = None, *,
+                    reconcile: bool = False, batch_id: str | None = None) -> DiscoveryStats:
     """List the bucket's bound prefix and register what is new or changed.
 
     `on_page` hears the object ids of each listing page once the page is registered, so that
-    processing can start on the first page while the listing goes on.
+    processing can start on the first page while the listing goes on. With `reconcile`, once the
+    listing is complete, objects it no longer finds are deleted with their documents in every
+    tier, counted on batch `batch_id` (`tierflow.deletions`).
     """
     stats = DiscoveryStats(bucket_id=bucket["bucket_id"])
     storage = bucket.get("storage")
@@ -152,9 +157,12 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     client = s3_client(*storage_location(storage))
     head = needs_head(bucket)
     s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""
+    seen: set[str] = set()
     for page in iter_pages(client, bucket=s3_bucket, prefix=prefix, page_size=settings.discovery_page_size):
         page = [e for e in page if not is_derivative(e["Key"])]  # thumbnails and such tierflow wrote
         by_id = {object_id_for(bucket["bucket_id"], e["Key"]): e for e in page}
+        if reconcile:
+            seen.update(by_id)
         with open_session(settings.database_url) as session:
             known = catalog_objects.known_etags(session, object_ids=list(by_id))
         fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != str(e.get("ETag", "")).strip('"')}
@@ -166,6 +174,8 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
             _register(client, bucket, fresh, head)
         if on_page is not None:
             on_page(list(by_id))
+    if reconcile:
+        stats.deleted = len(reconcile_missing(bucket, seen, object_id_for, batch_id=batch_id))
     log.info("discovered s3://%s/%s: %s", s3_bucket, prefix, stats)
     return stats
 
@@ -190,10 +200,11 @@ def _register(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, An
         catalog_objects.register_objects(session, rows=rows)
 
 
-def discover_bucket_by_id(bucket_id: str, on_page: Callable[[list[str]], None] | None = None) -> DiscoveryStats:
+def discover_bucket_by_id(bucket_id: str, on_page: Callable[[list[str]], None] | None = None, *,
+                          reconcile: bool = False, batch_id: str | None = None) -> DiscoveryStats:
     """Discovery for the bucket with this id (what the Prefect task calls)."""
     with open_session(get_settings().database_url) as session:
         found = get_buckets(session, bucket_ids=[bucket_id])
     if not found:
         raise NotFoundError("bucket", bucket_id)
-    return discover_bucket(found[0], on_page)
+    return discover_bucket(found[0], on_page, reconcile=reconcile, batch_id=batch_id)

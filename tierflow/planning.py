@@ -36,12 +36,20 @@ class BatchPlan:
     """True when the batch ran before (a retry): its inputs are already selected."""
     names_objects: bool = False
     """True when the request lists `object_ids`: they are checked to exist before anything runs."""
+    reconcile_deletes: bool = True
+    """False when the request keeps objects the listing no longer finds (`reconcile_deletes`)."""
 
     @property
     def streams_discovery(self) -> bool:
         """Whether the root tier may start on the first listing page while discovery goes on:
         a first run over buckets whose request names no objects."""
         return not self.resumed and self.source_type == "bucket" and not self.names_objects
+
+    @property
+    def reconciles_deletes(self) -> bool:
+        """Whether discovery deletes the objects it no longer finds: a listing of whole buckets
+        (no `object_ids`), unless the request says `reconcile_deletes: false`."""
+        return self.reconcile_deletes and not self.names_objects
 
 
 def _resolve_sources(
@@ -137,6 +145,7 @@ def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task
         batch_id=batch_id, namespace_id=ns["namespace_id"], collection_id=root["collection_id"],
         source_type=source_type, source_bucket_ids=bucket_ids, source_collection_ids=collection_ids,
         tiers=tiers, names_objects=request.object_ids is not None,
+        reconcile_deletes=request.reconcile_deletes is not False,
     )
 
 
@@ -165,4 +174,5 @@ def adopt_batch(*, batch_id: str, task_id: str | None, namespace: str) -> BatchP
         # (`object_count` is set once they all are): that batch is discovered and selected again.
         resumed=batch["status"] != Status.DRAFT.value and batch["object_count"] is not None,
         names_objects=batch["request"].get("object_ids") is not None,
+        reconcile_deletes=batch["request"].get("reconcile_deletes") is not False,
     )

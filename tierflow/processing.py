@@ -17,16 +17,19 @@ from typing import Any
 from pydantic import ValidationError as PydanticValidationError
 
 from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import collection_inputs as catalog_collection_inputs
 from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog import resources
 from tierflow.catalog import vectors as catalog_vectors
+from tierflow.catalog.derived import delete_all_but
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
 from tierflow.discovery import object_metadata
 from tierflow.errors import TierflowError, TransientError, public_message
 from tierflow.extractors import ExtractionError, Extractor, ExtractorInput, collection_extractor
 from tierflow.filters import MISSING, resolve_path
+from tierflow.fingerprints import fingerprint
 from tierflow.grants import Location, locate
 from tierflow.ids import new_id, stable_id
 from tierflow.inputs import InputSource, input_source
@@ -72,6 +75,8 @@ class _Context:
     max_documents: int
     dedup: str | None = None
     cancelled: bool = False
+    fingerprint: str = ""
+    """The collection's fingerprint now (`tierflow.fingerprints`): recorded with what it makes."""
     generation: int = 0
     """The lease generation of the batch's run this chunk belongs to: it claims the inputs with it."""
     now: str = field(default_factory=now_text)
@@ -211,7 +216,8 @@ def _documents_for(ctx: _Context, inputs: InputSource, item: ExtractorInput) -> 
             "namespace_id": ctx.collection["namespace_id"], "batch_id": ctx.batch_id,
             "root_object_id": base["root_object_id"], "source_id": record.get("document_id") or record["object_id"],
             "fields": fields,
-            "lineage": {**base, "chain": chain, "extractor": ctx.extractor_info, "source_version": version},
+            "lineage": {**base, "chain": chain, "extractor": ctx.extractor_info, "source_version": version,
+                        "fingerprint": ctx.fingerprint},
             "created_at": now, "updated_at": now,
         })
     return rows, identity is not None
@@ -243,13 +249,15 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int, generation: 
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         collection = resources.get_collection(session, namespace_id=batch["namespace_id"], identifier=collection_id)
         grants = granted_locations(session, namespace_id=batch["namespace_id"])
+        collection_fingerprint = fingerprint(session, collection)
     spec = collection["feature_extractor"]
     extractor_cls, params = collection_extractor(spec, collection["collection_name"])
     info = {"name": extractor_cls.name, "version": extractor_cls.version, "parameters_hash": _parameters_hash(spec)}
     return _Context(batch_id, tier_num, collection, extractor_cls(), params, {}, info, grants,
                     settings.max_documents_per_input, dedup=batch["request"].get("dedup_strategy"),
                     cancelled=batch["status"] == Status.CANCELED.value,
-                    generation=batch["lease_generation"] if generation is None else generation)
+                    generation=batch["lease_generation"] if generation is None else generation,
+                    fingerprint=collection_fingerprint)
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
@@ -277,10 +285,12 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     result = ChunkResult(inputs=len(input_ids))
     outcomes: list[dict[str, Any]] = []
     if ctx.dedup == "skip":
-        # Inputs this collection already made documents from, at this same content, are skipped.
+        # Inputs this collection already processed, at this same content and with the same
+        # extractor settings (fingerprint), are skipped.
         with open_session(settings.database_url) as session:
-            made = catalog_documents.source_versions(session, collection_id=collection_id, source_ids=list(records))
-        unchanged = {i for i in input_ids if i in records and inputs.version(records[i]) in made.get(i, ())}
+            made = catalog_collection_inputs.recorded(session, collection_id=collection_id, input_ids=list(records))
+        unchanged = {i for i in input_ids
+                     if i in records and made.get(i) == (inputs.version(records[i]), ctx.fingerprint)}
         for input_id in unchanged:
             records.pop(input_id)
             outcomes.append({"input_id": input_id, "status": Status.SKIPPED.value, "documents_written": 0})
@@ -318,6 +328,9 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
 
     to_upsert: list[dict[str, Any]] = []
     to_insert: list[dict[str, Any]] = []
+    kept: dict[str, list[str]] = {}
+    """Per input whose documents have deterministic ids: those ids (any others it made before go)."""
+    made_now: list[dict[str, Any]] = []
     for input_id in input_ids:
         problem = failures.get(input_id)
         if problem is None:
@@ -334,6 +347,10 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             )
             continue
         (to_upsert if deterministic else to_insert).extend(rows)
+        if deterministic:
+            kept[input_id] = [row["document_id"] for row in rows]
+        made_now.append({"input_id": input_id, "input_version": inputs.version(records[input_id]),
+                         "fingerprint": ctx.fingerprint, "documents": len(rows), "processed_at": ctx.now})
         result.succeeded += 1
         result.documents_written += len(rows)
         outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
@@ -346,6 +363,10 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
         catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
+        if kept:  # an input that now yields fewer documents loses the others, and what came of them
+            delete_all_but(session, namespace_id=ctx.collection["namespace_id"], collection_id=collection_id,
+                           kept=kept)
+        catalog_collection_inputs.record(session, collection_id=collection_id, rows=made_now)
         if vector_field is not None:  # in step with the documents: same transaction
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes,

@@ -12,6 +12,7 @@ from tierflow import definitions
 from tierflow.browse import list_bucket_objects
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
+from tierflow.deletions import delete_objects
 from tierflow.errors import NotFoundError
 from tierflow.models.definitions import BucketSpec
 from tierflow.registration import ObjectSpec, Policy, register_object
@@ -83,11 +84,13 @@ def get_object(identifier: str, object_id: str, namespace: NamespaceDep) -> dict
 
 @router.delete("/{identifier}/objects/{object_id}", response_model=Deleted)
 def delete_object(identifier: str, object_id: str, namespace: NamespaceDep) -> dict:
-    """Remove an object from the catalog (a file in S3 is left alone)."""
+    """Remove an object from the catalog with every document made from it, in every tier (a file
+    in S3 is left alone)."""
     with catalog() as session:
         _object_in(session, namespace["namespace_id"], identifier, object_id)
-        catalog_objects.delete_object(session, object_id=object_id)
-    return {"success": True, "message": f"object '{object_id}' deleted"}
+        bucket = resources.get_bucket(session, namespace_id=namespace["namespace_id"], identifier=identifier)
+    documents = delete_objects(bucket=bucket, object_ids=[object_id])
+    return {"success": True, "message": f"object '{object_id}' deleted with {documents} document(s) made from it"}
 
 
 def _object_in(session: Any, namespace_id: str, bucket: str, object_id: str) -> dict:

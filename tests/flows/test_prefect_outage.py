@@ -33,11 +33,11 @@ def test_a_batch_rides_out_prefect_api_restarting(prefect_harness, catalog, moto
     from prefect.settings import PREFECT_API_URL
 
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket="tierflow-test")
+    s3.create_bucket(Bucket="prefect-outage")  # its own: moto's state outlives each test's server
     for i in range(OBJECTS):
-        s3.put_object(Bucket="tierflow-test", Key=f"notes/{i:03d}.txt", Body=f"alpha{i} beta{i}".encode())
+        s3.put_object(Bucket="prefect-outage", Key=f"notes/{i:03d}.txt", Body=f"alpha{i} beta{i}".encode())
     bucket = text_bucket()
-    bucket["storage"]["endpoint_url"] = moto_endpoint
+    bucket["storage"].update(s3_bucket="prefect-outage", endpoint_url=moto_endpoint)
     apply_definitions(tmp_path, {"namespace": "po", "buckets": [bucket],
                                  "collections": [chunk_collection(size=1), passthrough_collection("copies", "chunks")]})
     api = urlsplit(PREFECT_API_URL.value())
@@ -64,4 +64,5 @@ def test_a_batch_rides_out_prefect_api_restarting(prefect_harness, catalog, moto
         made = session.execute(select(func.count()).select_from(documents)).scalar_one()
     view = batch_view(batch_id)
     assert view["status"] == "COMPLETED" and view["audit"]["balanced"], view["error_summary"]
-    assert made == 2 * 2 * OBJECTS  # two words per object, in two collections: every input once
+    assert view["object_count"] == OBJECTS
+    assert made == 2 * 2 * OBJECTS, view  # two words per object, in two collections: every input once

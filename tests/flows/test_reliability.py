@@ -47,7 +47,7 @@ def test_dedup_strategies_skip_replace_and_force(flows, tmp_path):
     assert audit_of(trigger("rel", "chunks"))["succeeded"] == 3 and count("chunks") == 4
 
     skipped = trigger("rel", "chunks", dedup_strategy="skip")
-    assert audit_of(skipped) == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 3, "cancelled": 0, "lost": 0,
+    assert audit_of(skipped) == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 3, "cancelled": 0, "lost": 0, "deleted": 0,
                                  "balanced": True}
     assert count("chunks") == 4
 
@@ -173,7 +173,7 @@ def test_chunks_of_a_cancelled_batch_write_nothing_and_nothing_counts_as_lost(s3
     assert batches.finish_batch(batch_id=plan.batch_id).document_count == 0
     view = batch_view(plan.batch_id)
     assert view["status"] == "CANCELED" and count("chunks") == 0
-    assert view["audit"] == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 3, "lost": 0,
+    assert view["audit"] == {"inputs": 3, "succeeded": 0, "failed": 0, "skipped": 0, "cancelled": 3, "lost": 0, "deleted": 0,
                              "balanced": True}
 
 

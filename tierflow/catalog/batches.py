@@ -47,6 +47,12 @@ def set_task_id(session: Session, *, batch_id: str, task_id: str) -> None:
                     .values(task_id=task_id))
 
 
+def count_deleted(session: Session, *, batch_id: str, objects: int) -> None:
+    """Add `objects` to the batch's count of objects found gone (in the deleting transaction)."""
+    session.execute(update(batches).where(batches.c.batch_id == batch_id)
+                    .values(deleted_count=batches.c.deleted_count + objects))
+
+
 def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any) -> None:
     session.execute(
         update(tier_tasks)

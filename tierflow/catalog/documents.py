@@ -81,3 +81,4 @@ def delete_by_sources(session: Session, *, collection_id: str, source_ids: Seque
     if source_ids:
         session.execute(delete(documents).where(
             documents.c.collection_id == collection_id, documents.c.source_id.in_(list(source_ids))))
+

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.grouped import update_grouped
@@ -66,8 +66,3 @@ def list_objects(
         select(objects).where(condition).order_by(objects.c.key, objects.c.object_id).limit(limit).offset(offset)
     ).mappings()
     return [object_record(dict(r)) for r in rows], int(total)
-
-
-def delete_object(session: Session, *, object_id: str) -> None:
-    """Remove an object from the catalog (its file in S3, if any, is left alone)."""
-    session.execute(delete(objects).where(objects.c.object_id == object_id))

@@ -138,6 +138,8 @@ batches = Table(
     Column("lease_expires_at", Stamp),
     Column("lease_generation", Integer, nullable=False, server_default="0"),
     Column("auto_resumes", Integer, nullable=False, server_default="0"),
+    # Objects the batch found gone from their bucket, whose documents it deleted in every tier.
+    Column("deleted_count", Integer, nullable=False, server_default="0"),
     *_stamps(),
     Index("ix_batches_lease_expires_at", "lease_expires_at"),
 )
@@ -183,6 +185,20 @@ batch_inputs = Table(
     Column("attempts", JsonType),
     Column("updated_at", Stamp, nullable=False),
     Index("ix_batch_inputs_status", "batch_id", "collection_id", "status", "input_id", "documents_written"),
+)
+
+# What each collection made from each input: the input's version and the collection's
+# fingerprint when it was processed, and how many documents it made. "Pending" for a collection
+# means no row here, or one whose version or fingerprint is not the input's or collection's now.
+collection_inputs = Table(
+    "collection_inputs",
+    metadata,
+    Column("collection_id", ForeignKey("collections.collection_id", ondelete="CASCADE"), primary_key=True),
+    Column("input_id", String(64), primary_key=True),
+    Column("input_version", String(128), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("documents", Integer, nullable=False),
+    Column("processed_at", Stamp, nullable=False),
 )
 
 # API keys: only a hash of the secret is stored; `namespaces` (ids) limits a key when not null.

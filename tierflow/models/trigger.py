@@ -52,9 +52,19 @@ class TriggerRequest(BaseModel):
         title="Dedup strategy",
         description=(
             "Absent: upsert with a unique_key, create without. 'skip': leave out inputs this collection "
-            "already made documents from, at the same content (etag). 'replace': delete the documents of "
+            "already processed at the same content (etag) and settings (its fingerprint), in every tier. "
+            "'replace': delete the documents of "
             "each re-processed input and write its new ones, in one transaction per chunk. "
             "'force': process every selected input."
+        ),
+    )
+
+    reconcile_deletes: bool | None = Field(
+        default=None,
+        title="Reconcile deletes",
+        description=(
+            "Objects the listing no longer finds are deleted with every document made from them, in "
+            "every tier (the default, when the whole bucket is listed). false: leave them."
         ),
     )
 
@@ -76,3 +86,5 @@ class TriggerCollectionResponse(BaseModel):
     source_collection_ids: list[str] | None = None
     object_count: int | None = None
     document_count: int | None = None
+    deleted_count: int | None = None
+    """Objects found gone from their bucket, deleted with their documents in every tier."""
