@@ -4,7 +4,8 @@ lease sweep beside them and a graceful stop.
 `trigger-collection/trigger-collection` takes any namespace, collection and request: run it from
 the Prefect UI's form, with `prefect deployment run`, `run_deployment()` or Prefect's REST
 `create_flow_run_from_deployment`. `trigger-collection/process-pending` runs on a cron schedule
-and processes only objects not processed yet (`status` eq `PENDING`). Batches whose run died are
+and processes, for each collection of the DAG, only the inputs new or changed for it
+(`dedup_strategy: skip`). Batches whose run died are
 resumed by the sweep (`deployments/recovery.py`), in a thread of this process.
 
 On SIGTERM the server takes no new runs (the REST API answers 503, `/ready` too), lets the runs
@@ -42,7 +43,10 @@ from tierflow.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-PENDING_ONLY: dict[str, Any] = {"AND": [{"field": "status", "operator": "eq", "value": "PENDING"}]}
+NEW_OR_CHANGED: dict[str, Any] = {"dedup_strategy": "skip"}
+"""The scheduled request: for each collection of the DAG, exactly the inputs new or changed for it
+(their content, or the collection's extractor settings), not an object status shared by every
+collection that reads the bucket."""
 
 
 def build_deployments(*, namespace: str, collection: str, cron: str) -> list[RunnerDeployment]:
@@ -57,7 +61,7 @@ def build_deployments(*, namespace: str, collection: str, cron: str) -> list[Run
         description=f"Every '{cron}': process the new objects of {namespace}/{collection}.",
         cron=cron,
         parameters={"namespace": namespace, "collection": collection,
-                    "request": {"source_filters": PENDING_ONLY}},
+                    "request": NEW_OR_CHANGED},
         tags=["tierflow", "scheduled"],
     )
     return [manual, scheduled]

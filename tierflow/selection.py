@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from tierflow.catalog import batches as catalog_batches
-from tierflow.catalog import resources
+from tierflow.catalog import collection_inputs, resources
 from tierflow.catalog.documents import document_filter
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.records import object_field
@@ -22,6 +22,7 @@ from tierflow.catalog.schema import documents, objects
 from tierflow.dag import upstream_ids
 from tierflow.errors import BadRequestError
 from tierflow.filters import Condition, Node, combine_all, compile_filter, parse_filter
+from tierflow.fingerprints import fingerprint
 from tierflow.models.status import Status
 from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
@@ -118,7 +119,15 @@ def _downstream_condition(session: Session, batch: dict[str, Any], collection: d
     its filter keeps). `by_source`: the caller narrows to given source ids, which the
     (collection, source) index finds (`_off_index`)."""
     in_batch = _off_index(documents.c.batch_id) if by_source else documents.c.batch_id
-    base = documents.c.collection_id.in_(sources) & (in_batch == batch["batch_id"])
+    made_now = in_batch == batch["batch_id"]
+    if batch["request"].get("dedup_strategy") == "skip" and not by_source:
+        # Also what the collection has not made current: stale since its settings changed, or
+        # never processed, though the tier above had nothing new for it.
+        current = collection_inputs.current_condition(
+            collection["collection_id"], fingerprint(session, collection),
+            version=documents.c.updated_at, input_id=documents.c.document_id)
+        made_now = made_now | ~current
+    base = documents.c.collection_id.in_(sources) & made_now
     return base, base & document_filter(session, combine_all(collection_filter(collection)))
 
 

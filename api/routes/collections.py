@@ -30,6 +30,7 @@ from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
 from tierflow.search import search_documents
+from tierflow.staleness import staleness
 from tierflow.views import collection_views
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -71,6 +72,13 @@ def delete_collection(identifier: str, namespace: NamespaceDep) -> dict:
                                label=f"collection '{row['collection_name']}'")
         resources.delete_collection(session, collection_id=row["collection_id"])
     return {"success": True, "message": f"collection '{row['collection_name']}' deleted"}
+
+
+@router.get("/{identifier}/staleness")
+def get_staleness(identifier: str, namespace: NamespaceDep) -> dict:
+    """Per tier of the collection's DAG: how many inputs each collection has made current, stale
+    (the input or the extractor settings changed since) or not at all."""
+    return staleness(namespace_id=namespace["namespace_id"], collection=identifier)
 
 
 @router.post("/{identifier}/documents/list", response_model=ListResponse[Document])

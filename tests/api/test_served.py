@@ -17,7 +17,7 @@ import boto3
 import httpx
 import pytest
 
-from deployments.serve import PENDING_ONLY
+from deployments.serve import NEW_OR_CHANGED
 from tests.utils.http_stack import define, finished_task, new_cli_key, served
 
 
@@ -121,7 +121,7 @@ def test_the_scheduled_deployment_is_served_too(stack):
     with get_client(sync_client=True) as prefect:
         scheduled = prefect.read_deployment_by_name("trigger-collection/process-pending")
     assert scheduled.schedules[0].schedule.cron == "*/15 * * * *"
-    assert scheduled.parameters["request"] == {"source_filters": PENDING_ONLY}
+    assert scheduled.parameters["request"] == NEW_OR_CHANGED
 
 
 def test_sigterm_stops_the_server_cleanly(stack):

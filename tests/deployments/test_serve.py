@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deployments.serve import PENDING_ONLY, build_deployments
+from deployments.serve import NEW_OR_CHANGED, build_deployments
 
 
 def test_deployments_are_built_with_a_form_and_a_schedule():
@@ -17,7 +17,7 @@ def test_deployments_are_built_with_a_form_and_a_schedule():
     assert request["source_filters"]["title"] == "Source filters"
     assert "LogicalOperator" in request["source_filters"]["description"]
     assert scheduled.schedules[0].schedule.cron == "*/5 * * * *"
-    assert scheduled.parameters["request"] == {"source_filters": PENDING_ONLY}
+    assert scheduled.parameters["request"] == NEW_OR_CHANGED
 
 
 def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
@@ -40,7 +40,7 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
         assert deployment["work_pool"]["job_variables"]["env"]["MALLOC_ARENA_MAX"] == str(MALLOC_ARENAS)
         if "parameters" in deployment:
             checked = trigger_collection.validate_parameters(deployment["parameters"])
-            assert checked["request"].source_filters == PENDING_ONLY
+            assert checked["request"].dedup_strategy == NEW_OR_CHANGED["dedup_strategy"]
 
 
 def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only_and_dies_with_it(tmp_path):

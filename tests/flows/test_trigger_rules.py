@@ -121,9 +121,10 @@ def test_one_bad_input_fails_alone(flows, tmp_path):
     assert sorted(o["status"] for o in found.values()) == ["COMPLETED", "FAILED"]
 
 
-def test_pending_only_processes_new_objects(world, flows):
-    from deployments.serve import PENDING_ONLY
+PENDING_ONLY = {"AND": [{"field": "status", "operator": "eq", "value": "PENDING"}]}
 
+
+def test_pending_only_processes_new_objects(world, flows):
     first = trigger("rules", "chunks", source_filters=PENDING_ONLY)
     assert first["object_count"] == 3
     put_text(flows, "notes/new.txt", "brand new")

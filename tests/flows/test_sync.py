@@ -1,0 +1,150 @@
+"""Collections that stay in sync with their buckets: deletions, extractor changes, per-collection
+state. A three-tier DAG: notes → chunks (words) → copies → copies2 (passthrough)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, put_text, text_bucket
+from tests.utils.factories import trigger as run_trigger
+from tierflow.batch_view import batch_view
+from tierflow.browse import list_collection_documents
+from tierflow.catalog.engine import open_session
+from tierflow.keys import create_key
+from tierflow.staleness import staleness
+
+DAG = ["chunks", "copies", "copies2"]
+
+
+def count(collection: str, namespace: str = "sync") -> int:
+    return list_collection_documents(namespace=namespace, collection=collection, filters=None, limit=1,
+                                     offset=0)["pagination"]["total"]
+
+
+def counts() -> list[int]:
+    return [count(c) for c in DAG]
+
+
+def _define(tmp_path: Any, *, size: int = 1, unique_key: list[str] | None = None) -> None:
+    apply_definitions(tmp_path, {"namespace": "sync", "buckets": [text_bucket(unique_key=unique_key)], "collections": [
+        chunk_collection(size=size), passthrough_collection("copies", "chunks"),
+        passthrough_collection("copies2", "copies")]})
+
+
+def trigger(**request: Any) -> dict[str, Any]:
+    return run_trigger("sync", "chunks", **request)
+
+
+@pytest.mark.both_backends
+def test_an_object_deleted_from_s3_takes_its_documents_from_every_tier(flows, catalog, tmp_path):
+    for name in ("a", "b", "c"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    _define(tmp_path)
+    trigger()
+    assert counts() == [6, 6, 6]
+
+    flows.delete_object(Bucket="tierflow-test", Key="notes/b.txt")
+    kept = trigger(reconcile_deletes=False, dedup_strategy="skip")
+    assert kept["deleted_count"] == 0 and counts() == [6, 6, 6]  # kept, on request (b's read fails)
+
+    response = trigger(dedup_strategy="skip")
+    assert response["deleted_count"] == 1 and counts() == [4, 4, 4]
+    view = batch_view(response["batch_id"])
+    assert view["audit"]["deleted"] == 1 and view["audit"]["balanced"]
+    texts = {d["text"] for d in list_collection_documents(namespace="sync", collection="copies2", filters=None,
+                                                          limit=10, offset=0)["results"]}
+    assert texts == {"a1", "a2", "c1", "c2"}
+
+
+def test_deleting_an_object_over_http_cascades(flows, catalog, tmp_path):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    _define(tmp_path)
+    trigger()
+    with open_session(catalog) as session:
+        key = create_key(session, name="admin", namespaces=None)[1]
+    api = TestClient(create_app(), raise_server_exceptions=False)
+    headers = {"Authorization": f"Bearer {key}", "X-Namespace": "sync"}
+    listed = api.post("/v1/buckets/notes/objects/list", headers=headers, json={}).json()["results"]
+    doomed = next(o["object_id"] for o in listed if o["key"] == "notes/a.txt")
+    answer = api.delete(f"/v1/buckets/notes/objects/{doomed}", headers=headers)
+    assert answer.status_code == 200 and "6 document(s)" in answer.json()["message"]
+    assert counts() == [2, 2, 2]
+    assert api.get(f"/v1/buckets/notes/objects/{doomed}", headers=headers).status_code == 404
+
+
+@pytest.mark.both_backends
+def test_a_changed_extractor_makes_documents_stale_and_skip_redoes_exactly_those(flows, catalog, tmp_path):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2 {name}3 {name}4")
+    _define(tmp_path, size=1, unique_key=["key"])
+    trigger()
+    assert counts() == [8, 8, 8]
+    report = staleness(namespace_id=_namespace_id(catalog), collection="chunks")
+    assert [(c["current"], c["stale"], c["missing"]) for t in report["tiers"] for c in t["collections"]] == [
+        (2, 0, 0), (8, 0, 0), (8, 0, 0)]
+
+    _define(tmp_path, size=2, unique_key=["key"])  # `tierflow apply` of a changed chunk_size
+    report = staleness(namespace_id=_namespace_id(catalog), collection="chunks")
+    tiers = [(c["current"], c["stale"], c["missing"]) for t in report["tiers"] for c in t["collections"]]
+    assert tiers == [(0, 2, 0), (0, 8, 0), (0, 8, 0)]  # every tier below is stale with it
+
+    redone = trigger(dedup_strategy="skip")
+    assert [t["inputs_succeeded"] for t in batch_view(redone["batch_id"])["tier_tasks"]] == [2, 4, 4]
+    assert counts() == [4, 4, 4]  # two chunks of two words per object: the four old ones are gone
+    report = staleness(namespace_id=_namespace_id(catalog), collection="chunks")
+    assert all(c["stale"] == 0 and c["missing"] == 0 for t in report["tiers"] for c in t["collections"])
+    again = trigger(dedup_strategy="skip")
+    assert [t["inputs_succeeded"] for t in batch_view(again["batch_id"])["tier_tasks"]] == [0, 0, 0]
+
+
+def test_a_change_below_the_root_redoes_only_that_tier_and_below(flows, catalog, tmp_path):
+    put_text(flows, "notes/a.txt", "a1 a2")
+    _define(tmp_path, unique_key=["key"])
+    trigger()
+    apply_definitions(tmp_path, {"namespace": "sync", "buckets": [text_bucket(unique_key=["key"])], "collections": [
+        chunk_collection(size=1),
+        passthrough_collection("copies", "chunks", feature_extractor={
+            "feature_extractor_name": "passthrough_extractor", "field_passthrough": [{"source_path": "key"}]}),
+        passthrough_collection("copies2", "copies")]})
+    redone = trigger(dedup_strategy="skip")
+    tiers = batch_view(redone["batch_id"])["tier_tasks"]
+    assert [(t["inputs_succeeded"], t["inputs_skipped"]) for t in tiers] == [(0, 1), (2, 0), (2, 0)]
+
+
+def test_two_collections_on_one_bucket_each_get_what_is_new_for_them(flows, catalog, tmp_path):
+    # What the scheduled `process-pending` deployment runs: `dedup_strategy: skip`. With one object
+    # status shared by both collections, the second never saw what the first had processed.
+    from deployments.serve import NEW_OR_CHANGED
+
+    put_text(flows, "notes/a.txt", "a1 a2")
+    apply_definitions(tmp_path, {"namespace": "sync", "buckets": [text_bucket()], "collections": [
+        chunk_collection(), chunk_collection("others", size=1)]})
+    first = run_trigger("sync", "chunks", **NEW_OR_CHANGED)
+    second = run_trigger("sync", "others", **NEW_OR_CHANGED)
+    assert [batch_view(r["batch_id"])["tier_tasks"][0]["inputs_succeeded"] for r in (first, second)] == [1, 1]
+    put_text(flows, "notes/b.txt", "b1")
+    assert batch_view(run_trigger("sync", "others", **NEW_OR_CHANGED)["batch_id"])["tier_tasks"][0][
+        "inputs_succeeded"] == 1  # b only
+    assert (count("chunks"), count("others")) == (1, 3)
+
+
+def test_an_input_that_yields_fewer_documents_loses_the_others(flows, catalog, tmp_path):
+    put_text(flows, "notes/a.txt", "a1 a2 a3")
+    _define(tmp_path, unique_key=["key"])
+    trigger()
+    assert counts() == [3, 3, 3]
+    put_text(flows, "notes/a.txt", "a1")
+    trigger()
+    assert counts() == [1, 1, 1]
+
+
+def _namespace_id(url: str) -> str:
+    from tierflow.catalog.resources import get_namespace
+
+    with open_session(url) as session:
+        return str(get_namespace(session, identifier="sync")["namespace_id"])
