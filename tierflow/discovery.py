@@ -105,7 +105,7 @@ def _blob_type(content_type: str | None, declared: str | None) -> str:
     return {"text": "text", "image": "image", "audio": "audio", "video": "video"}.get(major, "file")
 
 
-def _object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
+def object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     storage = bucket["storage"]
     key = entry["Key"]
     metadata = object_metadata(bucket, head.get("Metadata") or {})
@@ -171,7 +171,7 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
         stats.new += sum(1 for oid in fresh if oid not in known)
         stats.unchanged += len(page) - len(fresh)
         if fresh:
-            _register(client, bucket, fresh, head)
+            register_entries(client, bucket, fresh, head)
         if on_page is not None:
             on_page(list(by_id))
     if reconcile:
@@ -180,7 +180,7 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     return stats
 
 
-def _register(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, Any]], head: bool) -> None:
+def register_entries(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, Any]], head: bool) -> None:
     """Register new or changed listing entries (HEAD-ed first when the bucket needs it)."""
     s3_bucket = bucket["storage"]["s3_bucket"]
     keys = [e["Key"] for e in fresh.values()]
@@ -195,7 +195,7 @@ def _register(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, An
             continue  # deleted between LIST and HEAD: nothing to register
         if isinstance(found, Exception):
             raise found
-        rows.append(_object_row(bucket, entry, found))
+        rows.append(object_row(bucket, entry, found))
     with open_session(get_settings().database_url) as session:
         catalog_objects.register_objects(session, rows=rows)
 

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
         "them; what is left is resumed under the lease by the next server.",
     )
 
+    event_debounce_seconds: float = Field(
+        default=3, ge=0, le=3600,
+        description="How long the REST API gathers the objects S3 events registered before it starts one batch "
+        "per collection reading the bucket, for just those objects.",
+    )
+
     models_dir: str = Field(
         default=str(Path.home() / ".tierflow" / "models"),
         description="Where embedding models on disk live; an embedding_extractor's model_path names a folder here.",

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Body, Query
 
 from api.deps import CurrentKey, NamespaceDep, catalog, list_in_namespace
 from api.models import Bucket, Deleted, FilteredPage, ListResponse, Page, StoredObject
+from deployments.event_batches import batcher
 from tierflow import definitions
 from tierflow.browse import list_bucket_objects
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog import resources
 from tierflow.deletions import delete_objects
 from tierflow.errors import NotFoundError
+from tierflow.events import apply_events, parse_notification
 from tierflow.models.definitions import BucketSpec
 from tierflow.registration import ObjectSpec, Policy, register_object
 from tierflow.views import bucket_views
@@ -66,6 +68,23 @@ def create_object(
     with catalog() as session:
         bucket = resources.get_bucket(session, namespace_id=namespace["namespace_id"], identifier=identifier)
         return register_object(session, bucket=bucket, spec=spec, policy=policy)
+
+
+@router.post("/{identifier}/events")
+def receive_events(identifier: str, namespace: NamespaceDep, body: Annotated[Any, Body()]) -> dict:
+    """S3 event notifications (AWS S3 and MinIO `{"Records": [...]}`, or EventBridge events):
+    created objects are registered and removed ones deleted with their documents, at once; within
+    `TIERFLOW_EVENT_DEBOUNCE_SECONDS` one batch per collection reading the bucket processes the
+    objects registered. Events of other S3 buckets or prefixes, repeated, or older than one
+    already applied are ignored."""
+    events = parse_notification(body)
+    with catalog() as session:
+        bucket = resources.get_bucket(session, namespace_id=namespace["namespace_id"], identifier=identifier)
+    outcome = apply_events(bucket, events)
+    batcher.add(namespace_id=namespace["namespace_id"], bucket_id=bucket["bucket_id"], object_ids=outcome.registered)
+    return {"registered": len(outcome.registered), "deleted": len(outcome.deleted), "ignored": outcome.ignored,
+            "message": f"{len(outcome.registered)} object(s) registered, {len(outcome.deleted)} deleted, "
+                       f"{outcome.ignored} event(s) ignored"}
 
 
 @router.post("/{identifier}/objects/list", response_model=ListResponse[StoredObject])

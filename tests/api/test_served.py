@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from deployments.serve import NEW_OR_CHANGED
-from tests.utils.http_stack import define, finished_task, new_cli_key, served
+from tests.utils.http_stack import define, finished_task, new_cli_key, poll, served
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +30,7 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     moto.start()
     endpoint = "http://{}:{}".format(*moto.get_host_and_port())
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
+           "TIERFLOW_EVENT_DEBOUNCE_SECONDS": "1",
            "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('served') / 'catalog.db'}"}
     key = new_cli_key(env, "--name", "ci")
     with served(env) as (server, base_url):
@@ -128,3 +129,62 @@ def test_sigterm_stops_the_server_cleanly(stack):
     server = stack["server"]
     server.send_signal(signal.SIGTERM)
     assert server.wait(timeout=30) == 0
+
+
+def _aws_record(event_name: str, key: str, etag: str = "", size: int = 0, sequencer: str = "") -> dict[str, Any]:
+    """One record as AWS S3 sends it (the documentation's event message structure, version 2.1)."""
+    return {
+        "eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+        "eventTime": "2026-12-03T10:00:00.000Z", "eventName": event_name,
+        "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"}, "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+        "responseElements": {"x-amz-request-id": "C3D13FE58DE4C810", "x-amz-id-2": "FMyUVURIY8/IgAtTv8xRjskZQpcIZ9KG4V5Wp6S7S/JRWeUWerMUE5JgHvANOjpD"},
+        "s3": {"s3SchemaVersion": "1.0", "configurationId": "tierflow",
+               "bucket": {"name": "files", "ownerIdentity": {"principalId": "A3NL1KOZZKExample"},
+                          "arn": "arn:aws:s3:::files"},
+               "object": {"key": key, "size": size, "eTag": etag, "sequencer": sequencer}},
+    }
+
+
+def test_files_that_land_are_processed_and_files_removed_take_their_documents(stack):
+    from urllib.parse import quote_plus
+
+    client, s3 = stack["client"], stack["s3"]
+    headers = define(client, "landed", "landed/")
+    again = {"collection_name": "again", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
+                                   "parameters": {"split_by": "words", "chunk_size": 1}}}
+    assert client.post("/v1/collections", json=again, headers=headers).status_code == 200
+    s3.put_object(Bucket="files", Key="landed/old one.txt", Body=b"old words")
+    first = client.post("/v1/collections/words/trigger", json={}, headers=headers).json()
+    assert finished_task(client, headers, first["task_id"])["status"] == "COMPLETED"
+
+    s3.delete_object(Bucket="files", Key="landed/old one.txt")
+    records = [_aws_record("ObjectRemoved:Delete", quote_plus("landed/old one.txt"), sequencer="0055AED6DCD90281E6")]
+    for i in range(5):
+        put = s3.put_object(Bucket="files", Key=f"landed/new {i}.txt", Body=f"fresh words {i}".encode())
+        records.append(_aws_record("ObjectCreated:Put", quote_plus(f"landed/new {i}.txt"), put["ETag"].strip('"'),
+                                   16, f"0055AED6DCD9028{i}F0"))
+    records.append(_aws_record("ObjectCreated:Put", "elsewhere/x.txt", "abc", 1, "01"))  # not this bucket's prefix
+    body = {"Records": records}
+    answer = client.post("/v1/buckets/notes/events", json=body, headers=headers)
+    assert answer.status_code == 200 and answer.json() | {"message": ""} == {
+        "registered": 5, "deleted": 1, "ignored": 1, "message": ""}
+    # The removed file's documents went at once, in both collections and the tier below.
+    docs = client.post("/v1/collections/copies/documents/list", headers=headers, json={"limit": 100}).json()
+    assert docs["pagination"]["total"] == 0
+
+    def batches() -> list[dict[str, Any]]:
+        listed = client.post("/v1/batches/list", headers=headers, json={"limit": 100}).json()["results"]
+        return [b for b in listed if b["batch_id"] != first["batch_id"]]
+
+    made = poll(batches, lambda found: len(found) == 2 and all(b["status"] == "COMPLETED" for b in found))
+    assert sorted(len(b["object_ids"]) for b in made) == [5, 5]  # one batch per collection, for the five
+    assert client.post("/v1/collections/again/documents/list", headers=headers,
+                       json={"limit": 100}).json()["pagination"]["total"] == 5 * 3
+    assert client.post("/v1/collections/copies/documents/list", headers=headers,
+                       json={"limit": 100}).json()["pagination"]["total"] == 5 * 2
+
+    replayed = client.post("/v1/buckets/notes/events", json=body, headers=headers).json()
+    assert (replayed["registered"], replayed["deleted"], replayed["ignored"]) == (0, 0, 7)  # nothing new to start
+    bad = client.post("/v1/buckets/notes/events", json={"Records": [{"eventName": 3}]}, headers=headers)
+    assert bad.status_code == 400 and "Records[0].eventName" in bad.json()["error"]["message"]

@@ -201,6 +201,17 @@ collection_inputs = Table(
     Column("processed_at", Stamp, nullable=False),
 )
 
+# The newest S3 event applied to each object (created or removed), by its `sequencer`: an event
+# repeated, or older than one applied, changes nothing.
+object_events = Table(
+    "object_events",
+    metadata,
+    Column("object_id", String(64), primary_key=True),
+    Column("sequencer", String(64), nullable=False),
+    Column("removed", Boolean, nullable=False),
+    Column("updated_at", Stamp, nullable=False),
+)
+
 # API keys: only a hash of the secret is stored; `namespaces` (ids) limits a key when not null.
 api_keys = Table(
     "api_keys",

@@ -1,0 +1,187 @@
+"""S3 event notifications: files that land are registered, files removed are deleted, at once.
+
+Accepted as AWS S3 and MinIO send them (`{"Records": [...]}`, `ObjectCreated:*` and
+`ObjectRemoved:*`) and as EventBridge delivers them (`{"detail-type": "Object Created", "detail":
+{...}}`, one or a list). Only events of the tierflow bucket's own S3 bucket and prefix apply;
+others are counted as ignored. Each object keeps the sequencer of the newest event applied to
+it, so an event repeated, or older than one applied (they arrive in any order), changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+from sqlalchemy import select
+
+from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.schema import object_events
+from tierflow.catalog.upsert import upsert_rows
+from tierflow.deletions import delete_objects
+from tierflow.discovery import needs_head, object_id_for, register_entries
+from tierflow.errors import BadRequestError
+from tierflow.settings import get_settings
+from tierflow.storage import is_derivative, s3_client, storage_location
+from tierflow.timestamps import now_text
+
+MAX_EVENTS = 1000
+"""Events one request may carry (S3 sends one to a few; a batch from a queue, more)."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One object created or removed in S3."""
+
+    removed: bool
+    s3_bucket: str
+    key: str
+    etag: str = ""
+    size: int = 0
+    sequencer: str = ""
+
+
+@dataclass
+class EventOutcome:
+    """What a request's events did: objects registered, objects deleted, events ignored."""
+
+    registered: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    ignored: int = 0
+
+
+def parse_notification(body: Any) -> list[ObjectEvent]:
+    """The object events of an S3, MinIO or EventBridge notification; BadRequestError naming the
+    field when the body is neither."""
+    if _event_count(body) > MAX_EVENTS:
+        raise BadRequestError(f"Records: at most {MAX_EVENTS} events per request", details={"field": "Records"})
+    if isinstance(body, dict) and isinstance(body.get("Records"), list):
+        parsed = [_from_record(r, f"Records[{i}]") for i, r in enumerate(body["Records"])]
+    elif isinstance(body, dict) and "detail" in body:
+        parsed = [_from_eventbridge(body, "detail")]
+    elif isinstance(body, list) and all(isinstance(e, dict) and "detail" in e for e in body):
+        parsed = [_from_eventbridge(e, f"[{i}].detail") for i, e in enumerate(body)]
+    else:
+        raise BadRequestError("expected an S3 event notification: {\"Records\": [...]} as S3 and MinIO send it, "
+                              "or EventBridge events ({\"detail-type\": ..., \"detail\": {...}})",
+                              details={"field": "Records"})
+    return [event for event in parsed if event is not None]
+
+
+def _event_count(body: Any) -> int:
+    """How many events a body carries, before any is read."""
+    if isinstance(body, list):
+        return len(body)
+    if isinstance(body, dict) and isinstance(body.get("Records"), list):
+        return len(body["Records"])
+    return 1
+
+
+def _part(parent: dict[str, Any], name: str) -> dict[str, Any]:
+    """A nested object of an event, or an empty one where it has none."""
+    value = parent.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequestError(f"{where}: expected a non-empty string", details={"field": where})
+    return value
+
+
+def _from_record(record: Any, where: str) -> ObjectEvent | None:
+    """An S3 or MinIO record; None for event types other than created and removed."""
+    if not isinstance(record, dict):
+        raise BadRequestError(f"{where}: expected an object", details={"field": where})
+    name = _text(record.get("eventName"), f"{where}.eventName").removeprefix("s3:")
+    if not name.startswith(("ObjectCreated:", "ObjectRemoved:")):
+        return None
+    s3 = _part(record, "s3")
+    bucket = _part(s3, "bucket")
+    obj = _part(s3, "object")
+    return ObjectEvent(
+        removed=name.startswith("ObjectRemoved:"),
+        s3_bucket=_text(bucket.get("name"), f"{where}.s3.bucket.name"),
+        key=unquote_plus(_text(obj.get("key"), f"{where}.s3.object.key")),  # S3 sends keys URL-encoded
+        etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
+        size=int(obj.get("size") or 0),
+        sequencer=str(obj.get("sequencer") or ""),
+    )
+
+
+def _from_eventbridge(event: dict[str, Any], where: str) -> ObjectEvent | None:
+    """An EventBridge event of S3; None for types other than Object Created and Object Deleted."""
+    kind = event.get("detail-type")
+    if kind not in ("Object Created", "Object Deleted"):
+        return None
+    detail = _part(event, "detail")
+    bucket = _part(detail, "bucket")
+    obj = _part(detail, "object")
+    return ObjectEvent(
+        removed=kind == "Object Deleted",
+        s3_bucket=_text(bucket.get("name"), f"{where}.bucket.name"),
+        key=_text(obj.get("key"), f"{where}.object.key"),  # EventBridge sends keys as they are
+        etag=str(obj.get("etag") or "").strip('"'),
+        size=int(obj.get("size") or 0),
+        sequencer=str(obj.get("sequencer") or ""),
+    )
+
+
+def _newer(sequencer: str, applied: str | None) -> bool:
+    """Whether an event with `sequencer` came after the one `applied` (hexadecimal values, of
+    any length); an event without one is taken as it comes."""
+    if applied is None or not sequencer or not applied:
+        return True
+    try:
+        return int(sequencer, 16) > int(applied, 16)
+    except ValueError:
+        return sequencer > applied
+
+
+def apply_events(bucket: dict[str, Any], events: list[ObjectEvent]) -> EventOutcome:
+    """Register the created objects and delete the removed ones (with their documents in every
+    tier) of the tierflow `bucket`; what was done."""
+    outcome = EventOutcome()
+    storage = bucket.get("storage") or {}
+    prefix = storage.get("prefix") or ""
+    mine = [e for e in events if storage and e.s3_bucket == storage.get("s3_bucket")
+            and e.key.startswith(prefix) and not is_derivative(e.key) and not e.key.endswith("/")]
+    outcome.ignored = len(events) - len(mine)
+    latest: dict[str, ObjectEvent] = {}
+    for event in mine:  # the newest event of each object in this request
+        object_id = object_id_for(bucket["bucket_id"], event.key)
+        if object_id not in latest or _newer(event.sequencer, latest[object_id].sequencer):
+            latest[object_id] = event
+    outcome.ignored += len(mine) - len(latest)
+    with open_session(get_settings().database_url) as session:
+        applied = dict(session.execute(select(object_events.c.object_id, object_events.c.sequencer)
+                                       .where(object_events.c.object_id.in_(list(latest)))).all())
+    fresh = {oid: e for oid, e in latest.items() if _newer(e.sequencer, applied.get(oid))}
+    outcome.ignored += len(latest) - len(fresh)
+    created = {oid: e for oid, e in fresh.items() if not e.removed}
+    removed = [oid for oid, e in fresh.items() if e.removed]
+    if created:
+        with open_session(get_settings().database_url) as session:
+            known = catalog_objects.known_etags(session, object_ids=list(created))
+        changed = {oid: {"Key": e.key, "ETag": e.etag, "Size": e.size}
+                   for oid, e in created.items() if known.get(oid) != e.etag or not e.etag}
+        if changed:  # HEAD-ed first where the bucket needs it, as discovery does
+            register_entries(s3_client(*storage_location(storage)), bucket, changed, needs_head(bucket))
+        outcome.registered = sorted(changed)
+    with open_session(get_settings().database_url, write=True) as session:
+        upsert_rows(session, object_events, [
+            {"object_id": oid, "sequencer": e.sequencer, "removed": e.removed, "updated_at": now_text()}
+            for oid, e in fresh.items()], keys=["object_id"], update=["sequencer", "removed", "updated_at"])
+    present = _present(removed)
+    delete_objects(bucket=bucket, object_ids=present)
+    outcome.deleted = present
+    return outcome
+
+
+def _present(object_ids: list[str]) -> list[str]:
+    """Those of these objects the catalog has."""
+    if not object_ids:
+        return []
+    with open_session(get_settings().database_url) as session:
+        return sorted(catalog_objects.get_objects(session, object_ids=object_ids))
