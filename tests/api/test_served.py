@@ -125,12 +125,6 @@ def test_the_scheduled_deployment_is_served_too(stack):
     assert scheduled.parameters["request"] == NEW_OR_CHANGED
 
 
-def test_sigterm_stops_the_server_cleanly(stack):
-    server = stack["server"]
-    server.send_signal(signal.SIGTERM)
-    assert server.wait(timeout=30) == 0
-
-
 def _aws_record(event_name: str, key: str, etag: str = "", size: int = 0, sequencer: str = "") -> dict[str, Any]:
     """One record as AWS S3 sends it (the documentation's event message structure, version 2.1)."""
     return {
@@ -188,3 +182,9 @@ def test_files_that_land_are_processed_and_files_removed_take_their_documents(st
     assert (replayed["registered"], replayed["deleted"], replayed["ignored"]) == (0, 0, 7)  # nothing new to start
     bad = client.post("/v1/buckets/notes/events", json={"Records": [{"eventName": 3}]}, headers=headers)
     assert bad.status_code == 400 and "Records[0].eventName" in bad.json()["error"]["message"]
+
+
+def test_sigterm_stops_the_server_cleanly(stack):
+    server = stack["server"]
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0

@@ -103,11 +103,12 @@ def test_the_runner_can_be_told_to_take_no_more_runs(prefect_harness):
     # Draining on SIGTERM needs this switch of Prefect's runner; this fails when Prefect moves it.
     import asyncio
 
-    from deployments.serve import DrainingRunner, stop_polling
+    from deployments.serve import DrainingRunner, running_processes, stop_polling
 
-    async def started_then_stopped() -> bool:
+    async def started_then_stopped() -> tuple[bool, bool]:
         runner = DrainingRunner(name="probe")
         async with runner:
-            return stop_polling(runner)
+            manager = runner._process_manager
+            return stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count)
 
-    assert asyncio.run(started_then_stopped())
+    assert asyncio.run(started_then_stopped()) == (True, True)

@@ -1,14 +1,11 @@
-"""Crash recovery through real processes: `tierflow serve` killed (SIGKILL) or stopped (SIGTERM)
-in the middle of a 600-object batch, started again, and the batch completes by itself, exactly.
-
-The bucket has no unique_key, so an input processed twice would show as extra documents, and one
-lost as missing ones. Nothing the killed server started may outlive it.
-"""
+"""What the crash-recovery tests share: `tierflow serve` over moto with short leases, a
+600-object batch to stop in the middle, and the checks that it then completes exactly."""
 
 from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,20 +40,21 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
            "TIERFLOW_DISCOVERY_PAGE_SIZE": "20", "TIERFLOW_SHUTDOWN_GRACE_SECONDS": "1"}
     key = new_cli_key(env, "--name", "ci")
     s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-    s3.create_bucket(Bucket="files")
-    yield {"env": env, "key": key, "s3": s3, "url": url}
+    name = f"recovery-{uuid.uuid4().hex[:8]}"  # moto's state is one per process, shared by every module
+    s3.create_bucket(Bucket=name)
+    yield {"env": env, "key": key, "s3": s3, "url": url, "bucket": name}
     dispose_engines()
     moto.stop()
 
 
-def _define(client: httpx.Client, namespace: str, s3: Any) -> dict[str, str]:
+def define(client: httpx.Client, namespace: str, s3: Any, s3_bucket: str) -> dict[str, str]:
     """A namespace whose bucket (no unique_key) holds OBJECTS files, read by words → copies."""
     headers = {"X-Namespace": namespace}
     for i in range(OBJECTS):
-        s3.put_object(Bucket="files", Key=f"{namespace}/{i:04d}.txt", Body=f"w1 w2 w3 w4 w{i}".encode())
+        s3.put_object(Bucket=s3_bucket, Key=f"{namespace}/{i:04d}.txt", Body=f"w1 w2 w3 w4 w{i}".encode())
     assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
     bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
-              "storage": {"s3_bucket": "files", "prefix": f"{namespace}/"}}
+              "storage": {"s3_bucket": s3_bucket, "prefix": f"{namespace}/"}}
     assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
     words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
              "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
@@ -68,7 +66,7 @@ def _define(client: httpx.Client, namespace: str, s3: Any) -> dict[str, str]:
     return headers
 
 
-def _progress(url: str, batch_id: str) -> dict[str, int]:
+def progress(url: str, batch_id: str) -> dict[str, int]:
     """How far the batch is: objects registered, inputs done per tier."""
     with open_session(url) as session:
         namespace = session.execute(select(batches.c.namespace_id).where(batches.c.batch_id == batch_id)).scalar()
@@ -81,7 +79,7 @@ def _progress(url: str, batch_id: str) -> dict[str, int]:
     return {"registered": registered, "tier0": done.get(0, 0), "tier1": done.get(1, 0)}
 
 
-def _descendants(pid: int) -> set[int]:
+def descendants(pid: int) -> set[int]:
     """Every living process below `pid` (from /proc)."""
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -98,37 +96,37 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
 
 
-def _interrupted(stack: dict[str, Any], namespace: str, at: Callable[[dict[str, int]], bool],
+def interrupted(stack: dict[str, Any], namespace: str, at: Callable[[dict[str, int]], bool],
                  how: signal.Signals) -> tuple[str, str, list[int]]:
     """Serve, trigger a batch, and stop the server with `how` once `at(progress)`; (batch id,
     its first run's task id, the server's processes that were alive when it was stopped)."""
     with served(stack["env"]) as (server, base_url):
         client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {stack['key']}"}, timeout=30)
-        headers = _define(client, namespace, stack["s3"])
+        headers = define(client, namespace, stack["s3"], stack["bucket"])
         answer = client.post("/v1/collections/words/trigger", json={}, headers=headers)
         assert answer.status_code == 202, answer.text
         batch_id, task_id = answer.json()["batch_id"], answer.json()["task_id"]
-        reached = poll(lambda: _progress(stack["url"], batch_id), at, seconds=120)
+        reached = poll(lambda: progress(stack["url"], batch_id), at, seconds=120)
         assert reached["tier0"] < OBJECTS, f"the batch ran past the point to stop it at: {reached}"
-        started = sorted(_descendants(server.pid))
+        started = sorted(descendants(server.pid))
         server.send_signal(how)
         server.wait(timeout=60)
         client.close()
     return batch_id, task_id, started
 
 
-def _completes_exactly(stack: dict[str, Any], batch_id: str) -> dict[str, Any]:
+def completes_exactly(stack: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """Serve again: the batch completes by itself, every input once."""
     with served(stack["env"]) as (_, base_url):
         client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {stack['key']}"}, timeout=30)
-        view = poll(lambda: client.get(f"/v1/batches/{batch_id}", headers=_namespace_of(stack, batch_id)).json(),
+        view = poll(lambda: client.get(f"/v1/batches/{batch_id}", headers=namespace_of(stack, batch_id)).json(),
                     lambda v: v["status"] in TERMINAL, seconds=180)
         client.close()
     assert view["status"] == "COMPLETED", (view["error_summary"], view["tier_tasks"])
@@ -142,13 +140,13 @@ def _completes_exactly(stack: dict[str, Any], batch_id: str) -> dict[str, Any]:
     return view
 
 
-def _namespace_of(stack: dict[str, Any], batch_id: str) -> dict[str, str]:
+def namespace_of(stack: dict[str, Any], batch_id: str) -> dict[str, str]:
     with open_session(stack["url"]) as session:
         return {"X-Namespace": session.execute(
             select(batches.c.namespace_id).where(batches.c.batch_id == batch_id)).scalar_one()}
 
 
-async def _state_of(task_id: str) -> str:
+async def state_of(task_id: str) -> str:
     async with get_client() as client:
         return (await client.read_flow_run(task_id)).state_type.value
 
@@ -160,45 +158,3 @@ POINTS: dict[str, Callable[[dict[str, int]], bool]] = {
 }
 
 
-@pytest.mark.parametrize("point", list(POINTS))
-def test_a_killed_server_leaves_nothing_running_and_its_batch_completes_after_a_restart(stack, point):
-    import asyncio
-
-    namespace = "killed-" + point.replace(" ", "-")
-    batch_id, task_id, processes = _interrupted(stack, namespace, POINTS[point], signal.SIGKILL)
-    assert processes, "the server started no process (Prefect API or flow run)"
-    poll(lambda: [p for p in processes if _alive(p)], lambda alive: not alive, seconds=15)
-    _completes_exactly(stack, batch_id)
-    assert asyncio.run(_state_of(task_id)) == "CRASHED"  # marked by the sweep: its process is gone
-
-
-def test_sigterm_leaves_no_run_running_and_the_next_server_finishes_the_batch(stack):
-    import asyncio
-
-    batch_id, task_id, _ = _interrupted(stack, "stopped", POINTS["mid tier 0"], signal.SIGTERM)
-    assert asyncio.run(_state_of(task_id)) not in ("RUNNING", "PENDING")  # never "Running" for ever
-    _completes_exactly(stack, batch_id)
-
-
-def test_sigterm_just_after_a_batch_lets_its_run_finish_in_prefect(stack):
-    import asyncio
-
-    with served(stack["env"]) as (server, base_url):
-        client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {stack['key']}"}, timeout=30)
-        headers = {"X-Namespace": "stopped"}  # everything there is processed: every input is skipped
-        answer = client.post("/v1/collections/words/trigger", json={"dedup_strategy": "skip"}, headers=headers)
-        assert answer.status_code == 202, answer.text
-        task_id = answer.json()["task_id"]
-        poll(lambda: client.get(f"/v1/batches/{answer.json()['batch_id']}", headers=headers).json()["status"],
-             lambda status: status in TERMINAL)
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) is not None
-        client.close()
-    assert asyncio.run(_state_of(task_id)) == "COMPLETED"
-
-
-def test_nothing_is_left_for_a_server_with_an_exit_code(stack):
-    # A server stopped by SIGTERM exits cleanly: its runner stopped, its threads joined.
-    with served(stack["env"]) as (server, _):
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
