@@ -8,6 +8,7 @@ run did.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -167,34 +168,32 @@ def readiness() -> dict[str, str]:
     return checks
 
 
+def _unfinished_runs(client: Any, task_ids: list[str]) -> Iterator[Any]:
+    """The flow runs of these ids that exist and have not finished."""
+    for task_id in task_ids:
+        try:
+            run = client.read_flow_run(UUID(task_id))
+        except (ObjectNotFound, ValueError):
+            continue
+        if run.state is not None and not run.state.is_final():
+            yield run
+
+
 def mark_crashed(task_ids: list[str], message: str) -> list[str]:
     """Mark these flow runs CRASHED unless they have finished (their process is known gone: the
     lease they held ran out); the ids it marked."""
-    marked = []
     with get_client(sync_client=True) as client:
-        for task_id in task_ids:
-            try:
-                run = client.read_flow_run(UUID(task_id))
-            except (ObjectNotFound, ValueError):
-                continue
-            if run.state is not None and run.state.is_final():
-                continue
+        runs = list(_unfinished_runs(client, task_ids))
+        for run in runs:
             client.set_flow_run_state(run.id, Crashed(message=message), force=True)
-            marked.append(task_id)
-    return marked
+    return [str(run.id) for run in runs]
 
 
 def cancel_runs(task_ids: list[str]) -> None:
     """Ask Prefect to cancel these flow runs: a running one is stopped by its runner or worker,
     one not started yet is cancelled outright. Runs already finished are left as they are."""
     with get_client(sync_client=True) as client:
-        for task_id in task_ids:
-            try:
-                run = client.read_flow_run(UUID(task_id))
-            except (ObjectNotFound, ValueError):
-                continue
-            if run.state is None or run.state.is_final():
-                continue
+        for run in list(_unfinished_runs(client, task_ids)):
             state = Cancelling() if run.state.is_running() else Cancelled()
             client.set_flow_run_state(run.id, state, force=True)
 

@@ -71,12 +71,16 @@ def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]
             server.wait()
 
 
-def define(client: httpx.Client, namespace: str, prefix: str) -> dict[str, str]:
-    """Over the REST API: a namespace, a unique-key bucket on `files/<prefix>`, words → copies."""
+def define(client: httpx.Client, namespace: str, prefix: str, *, s3_bucket: str = "files",
+           unique_key: bool = True) -> dict[str, str]:
+    """Over the REST API: a namespace, a bucket on `<s3_bucket>/<prefix>` (unique key `key`
+    unless not `unique_key`), words → copies."""
     headers = {"X-Namespace": namespace}
     assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
-    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
-              "unique_key": {"fields": ["key"]}, "storage": {"s3_bucket": "files", "prefix": prefix}}
+    bucket: dict[str, Any] = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
+                              "storage": {"s3_bucket": s3_bucket, "prefix": prefix}}
+    if unique_key:
+        bucket["unique_key"] = {"fields": ["key"]}
     assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
     words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
              "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",

@@ -17,6 +17,7 @@ from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
 
 from tests.utils.http_stack import TERMINAL, new_cli_key, poll, served
+from tests.utils.http_stack import define as define_over_http
 from tierflow.catalog.engine import dispose_engines, open_session
 from tierflow.catalog.schema import batch_inputs, batches, documents, objects
 
@@ -49,21 +50,9 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
 
 def define(client: httpx.Client, namespace: str, s3: Any, s3_bucket: str) -> dict[str, str]:
     """A namespace whose bucket (no unique_key) holds OBJECTS files, read by words → copies."""
-    headers = {"X-Namespace": namespace}
     for i in range(OBJECTS):
         s3.put_object(Bucket=s3_bucket, Key=f"{namespace}/{i:04d}.txt", Body=f"w1 w2 w3 w4 w{i}".encode())
-    assert client.post("/v1/namespaces", json={"namespace_name": namespace}).status_code == 200
-    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
-              "storage": {"s3_bucket": s3_bucket, "prefix": f"{namespace}/"}}
-    assert client.post("/v1/buckets", json=bucket, headers=headers).status_code == 200
-    words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
-             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
-                                   "parameters": {"split_by": "words", "chunk_size": 2}}}
-    copies = {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["words"]},
-              "feature_extractor": {"feature_extractor_name": "passthrough_extractor", "version": "v1"}}
-    for body in (words, copies):
-        assert client.post("/v1/collections", json=body, headers=headers).status_code == 200
-    return headers
+    return define_over_http(client, namespace, f"{namespace}/", s3_bucket=s3_bucket, unique_key=False)
 
 
 def progress(url: str, batch_id: str) -> dict[str, int]:

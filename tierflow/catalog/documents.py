@@ -61,21 +61,6 @@ def count_documents(session: Session, *, collection_id: str) -> int:
     ).scalar_one())
 
 
-def source_versions(session: Session, *, collection_id: str, source_ids: Sequence[str]) -> dict[str, set[str]]:
-    """For each input, the versions (etag or timestamp) of it that this collection's documents came from."""
-    version = documents.c.lineage["source_version"].as_string()
-    rows = session.execute(
-        select(documents.c.source_id, version)
-        .where(documents.c.collection_id == collection_id, documents.c.source_id.in_(list(source_ids)))
-        .distinct()
-    )
-    found: dict[str, set[str]] = {}
-    for source_id, value in rows:
-        if value is not None:
-            found.setdefault(source_id, set()).add(value)
-    return found
-
-
 def delete_by_sources(session: Session, *, collection_id: str, source_ids: Sequence[str]) -> None:
     """Delete the documents this collection made from these inputs (before writing their new ones)."""
     if source_ids:
