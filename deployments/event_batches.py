@@ -1,6 +1,6 @@
 """Batches for files that landed: the objects S3 events registered, gathered for
-`TIERFLOW_EVENT_DEBOUNCE_SECONDS`, then one batch per collection that reads their bucket, for
-just those objects (`dedup_strategy: skip`: what a collection already made at that content is
+`TIERFLOW_EVENT_DEBOUNCE_SECONDS` from the first, then one batch per collection that reads their
+bucket, for just those objects (`dedup_strategy: skip`: what a collection already made at that content is
 left out).
 
 Why gather: S3 sends one event per file, and a batch per file would pay a run's start for each.
@@ -33,35 +33,42 @@ def _start_batch(**arguments: Any) -> dict[str, Any]:
 
 
 class EventBatcher:
-    """Gathers objects per bucket and, once none has come for the debounce time, starts their batches."""
+    """Gathers objects per bucket and starts their batches at the end of the debounce time."""
 
     def __init__(self, start: StartBatch = _start_batch) -> None:
         self._start = start
         self._lock = threading.Lock()
         self._waiting: dict[tuple[str, str], set[str]] = {}
         self._timers: dict[tuple[str, str], threading.Timer] = {}
-        self.started: list[dict[str, Any]] = []
-        """The answers of the batches started, newest last (what `GET /v1/buckets/{b}/events` could show)."""
 
     def add(self, *, namespace_id: str, bucket_id: str, object_ids: list[str]) -> None:
-        """Gather these objects of the bucket; (re)start the bucket's debounce timer."""
+        """Gather these objects of the bucket. Their batches start `event_debounce_seconds` after
+        the first object gathered, or at once when `MAX_OBJECT_IDS` are waiting: what a flood of
+        events gathers stays bounded, and none waits longer than that."""
         if not object_ids:
             return
         key = (namespace_id, bucket_id)
         with self._lock:
-            self._waiting.setdefault(key, set()).update(object_ids)
-            timer = self._timers.pop(key, None)
-            if timer is not None:
-                timer.cancel()
-            timer = threading.Timer(get_settings().event_debounce_seconds, self._fire, args=(key,))
-            timer.daemon = True
-            self._timers[key] = timer
-            timer.start()
+            waiting = self._waiting.setdefault(key, set())
+            waiting.update(object_ids)
+            full = len(waiting) >= MAX_OBJECT_IDS
+            if key not in self._timers:
+                timer = threading.Timer(0 if full else get_settings().event_debounce_seconds, self._fire, args=(key,))
+                timer.daemon = True
+                self._timers[key] = timer
+                timer.start()
+                return
+        if full:
+            self._fire(key)
 
     def _fire(self, key: tuple[str, str]) -> None:
         with self._lock:
             object_ids = self._waiting.pop(key, set())
-            self._timers.pop(key, None)
+            timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()  # fired early (full): its turn has come already
+        if not object_ids:
+            return
         try:
             self.start_batches(namespace_id=key[0], bucket_id=key[1], object_ids=object_ids)
         except Exception:  # the objects stay registered and pending: the next run takes them
@@ -81,8 +88,6 @@ class EventBatcher:
                 request = TriggerRequest(object_ids=present[start:start + MAX_OBJECT_IDS], dedup_strategy="skip")
                 answers.append(self._start(namespace_id=namespace_id, collection=collection["collection_id"],
                                            request=request))
-        with self._lock:
-            self.started.extend(answers)
         return answers
 
 
