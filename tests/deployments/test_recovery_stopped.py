@@ -36,10 +36,3 @@ def test_sigterm_just_after_a_batch_lets_its_run_finish_in_prefect(stack):
         assert server.wait(timeout=60) is not None
         client.close()
     assert asyncio.run(state_of(task_id)) == "COMPLETED"
-
-
-def test_nothing_is_left_for_a_server_with_an_exit_code(stack):
-    # A server stopped by SIGTERM exits cleanly: its runner stopped, its threads joined.
-    with served(stack["env"]) as (server, _):
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
