@@ -86,6 +86,7 @@ class Bucket(BaseModel):
     unique_key: UniqueKey | None
     metadata: dict[str, Any]
     storage: StorageBinding | None
+    sync: dict[str, Any] | None = None
     object_count: int
     created_at: str
     updated_at: str
@@ -179,6 +180,9 @@ class Batch(BaseModel):
     audit: dict[str, Any] = Field(
         default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0; "
         "deleted: objects found gone from their bucket, deleted with their documents.")
+    changes: dict[str, int] = Field(
+        default_factory=dict, description="What the batch found: new, changed and unchanged objects listed, inputs "
+        "redone because their collection's settings changed (stale), objects deleted.")
     deleted_count: int = Field(default=0,
                                description="Objects this batch found gone and deleted, with their documents.")
 

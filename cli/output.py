@@ -83,6 +83,9 @@ def batch_table(view: dict[str, Any]) -> Table:
             str(t["documents_submitted_to_engine"]), str(t["inputs_succeeded"]), str(t["inputs_failed"]),
             str(t["documents_written"]), str(t["duration_ms"] or ""), t["task_id"] or "",
         )
+    changes = view.get("changes") or {}
+    if any(changes.values()):
+        table.caption = " · ".join(f"{name} {count}" for name, count in changes.items())
     return table
 
 

@@ -23,6 +23,7 @@ from tierflow.catalog.engine import open_session
 from tierflow.leases import RESUMABLE, BatchBusyError, Reservation, expired_leases, reserve
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
+from tierflow.sync import claim_due_buckets, sync_triggers
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +94,25 @@ def start_through_deployment(parameters: dict[str, Any], reservation: Reservatio
     run_batch(parameters, reservation=reservation, via=Via.DEPLOYMENT, fail_batch=False)
 
 
+def sync_due_buckets() -> list[str]:
+    """Start the batches of every bucket whose scheduled listing is due (`tierflow.sync`) through
+    the trigger deployment; their batch ids."""
+    from deployments.operations import start_batch
+
+    started = []
+    for bucket in claim_due_buckets():
+        for namespace_id, collection_id, request in sync_triggers(bucket):
+            try:
+                started.append(start_batch(namespace_id=namespace_id, collection=collection_id,
+                                           request=request)["batch_id"])
+            except Exception:
+                log.exception("the scheduled listing of bucket %s could not start", bucket["bucket_id"])
+    return started
+
+
 class Sweeper:
-    """Runs `sweep` every `TIERFLOW_SWEEP_SECONDS` in a thread, from `start()` until `stop()`."""
+    """Every `TIERFLOW_SWEEP_SECONDS`, in a thread from `start()` until `stop()`: resumes batches
+    whose lease ran out (`sweep`) and starts the scheduled listings that are due."""
 
     def __init__(self, start: Start = start_through_deployment) -> None:
         self._start = start
@@ -114,6 +132,7 @@ class Sweeper:
                 return  # shutting down: what is left is the next server's
             try:
                 sweep(self._start)
+                sync_due_buckets()
             except Exception:  # the catalog or Prefect unreachable: look again next time
-                log.warning("the lease sweep failed; it looks again in %s s", get_settings().sweep_seconds,
+                log.warning("the sweep failed; it looks again in %s s", get_settings().sweep_seconds,
                             exc_info=True)

@@ -56,7 +56,9 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "error_summary": batch["error_summary"], "failed_object_count": batch["failed_object_count"],
         "failed_inputs": failures, "audit": {**_audit(tier_tasks), "deleted": batch["deleted_count"]},
         "object_count": batch["object_count"], "document_count": batch["document_count"],
-        "deleted_count": batch["deleted_count"], "created_at": batch["created_at"], "updated_at": batch["updated_at"],
+        "deleted_count": batch["deleted_count"],
+        "changes": {name: batch[f"{name}_count"] for name in ("new", "changed", "unchanged", "stale", "deleted")},
+        "created_at": batch["created_at"], "updated_at": batch["updated_at"],
     }
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.grants import granted_locations
@@ -176,6 +177,10 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
             on_page(list(by_id))
     if reconcile:
         stats.deleted = len(reconcile_missing(bucket, seen, object_id_for, batch_id=batch_id))
+    if batch_id is not None:
+        with open_session(settings.database_url) as session:
+            catalog_batches.add_counts(session, batch_id=batch_id, new=stats.new, changed=stats.changed,
+                                       unchanged=stats.unchanged)
     log.info("discovered s3://%s/%s: %s", s3_bucket, prefix, stats)
     return stats
 

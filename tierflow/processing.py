@@ -284,6 +284,8 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         ctx.buckets = {b["bucket_id"]: b for b in resources.get_buckets(session, bucket_ids=sorted(bucket_ids))}
     result = ChunkResult(inputs=len(input_ids))
     outcomes: list[dict[str, Any]] = []
+    stale = 0
+    """Inputs redone because the collection's settings changed, though their content did not."""
     if ctx.dedup == "skip":
         # Inputs this collection already processed, at this same content and with the same
         # extractor settings (fingerprint), are skipped.
@@ -291,11 +293,18 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             made = catalog_collection_inputs.recorded(session, collection_id=collection_id, input_ids=list(records))
         unchanged = {i for i in input_ids
                      if i in records and made.get(i) == (inputs.version(records[i]), ctx.fingerprint)}
+        stale = sum(1 for i in input_ids if i in records and i not in unchanged and i in made
+                    and made[i][0] == inputs.version(records[i]))  # same content, other settings
         for input_id in unchanged:
             records.pop(input_id)
             outcomes.append({"input_id": input_id, "status": Status.SKIPPED.value, "documents_written": 0})
         result.skipped = len(unchanged)
         input_ids = [i for i in input_ids if i not in unchanged]
+    gone = [i for i in input_ids if i not in records]  # deleted since they were selected: nothing to make
+    for input_id in gone:
+        outcomes.append({"input_id": input_id, "status": Status.SKIPPED.value, "documents_written": 0})
+    result.skipped += len(gone)
+    input_ids = [i for i in input_ids if i in records]
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     if inputs.kind == "object" and ctx.extractor.needs_content(mappings):
@@ -309,9 +318,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     failures: dict[str, BaseException] = {}
     for input_id in input_ids:
         try:
-            record = records.get(input_id)
-            if record is None:
-                raise ExtractionError(f"input {input_id} no longer exists in the catalog", category="dependency")
+            record = records[input_id]
             content = contents.get(input_id)
             if isinstance(content, Exception):
                 raise content
@@ -367,6 +374,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             delete_all_but(session, namespace_id=ctx.collection["namespace_id"], collection_id=collection_id,
                            kept=kept)
         catalog_collection_inputs.record(session, collection_id=collection_id, rows=made_now)
+        catalog_batches.add_counts(session, batch_id=batch_id, stale=stale)
         if vector_field is not None:  # in step with the documents: same transaction
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes,

@@ -16,7 +16,7 @@ from tierflow.dag import collection_tier
 
 _NAMESPACE_FIELDS = ("namespace_id", "namespace_name", "description", "created_at", "updated_at")
 _BUCKET_FIELDS = ("bucket_id", "bucket_name", "description", "bucket_schema", "unique_key", "metadata", "storage",
-                  "created_at", "updated_at")
+                  "sync", "created_at", "updated_at")
 _COLLECTION_FIELDS = ("collection_id", "collection_name", "description", "source", "feature_extractor",
                       "output_schema", "enabled", "metadata", "created_at", "updated_at")
 

@@ -32,7 +32,8 @@ def test_prefect_yaml_deployments_point_at_the_flow_with_valid_parameters():
     entrypoints = {d["name"]: d["entrypoint"] for d in spec["deployments"]}
     assert entrypoints == {"trigger-collection": "flows/trigger.py:trigger_collection",
                            "process-pending": "flows/trigger.py:trigger_collection",
-                           "resume-crashed": "flows/resume.py:resume_crashed_batches"}
+                           "resume-crashed": "flows/resume.py:resume_crashed_batches",
+                           "sync-buckets": "flows/sync.py:sync_buckets"}
     for deployment in spec["deployments"]:
         module, _, name = deployment["entrypoint"].partition(":")
         assert hasattr(importlib.import_module(module.removesuffix(".py").replace("/", ".")), name)

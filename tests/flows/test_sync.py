@@ -51,13 +51,16 @@ def test_an_object_deleted_from_s3_takes_its_documents_from_every_tier(flows, ca
     kept = trigger(reconcile_deletes=False, dedup_strategy="skip")
     assert kept["deleted_count"] == 0 and counts() == [6, 6, 6]  # kept, on request (b's read fails)
 
+    put_text(flows, "notes/d.txt", "d1 d2")
+    put_text(flows, "notes/c.txt", "c1 c2 changed")
     response = trigger(dedup_strategy="skip")
-    assert response["deleted_count"] == 1 and counts() == [4, 4, 4]
+    assert response["deleted_count"] == 1 and counts() == [9, 9, 9]  # a (2), c old (2) and new (3), d (2)
     view = batch_view(response["batch_id"])
     assert view["audit"]["deleted"] == 1 and view["audit"]["balanced"]
+    assert view["changes"] == {"new": 1, "changed": 1, "unchanged": 1, "stale": 0, "deleted": 1}
     texts = {d["text"] for d in list_collection_documents(namespace="sync", collection="copies2", filters=None,
-                                                          limit=10, offset=0)["results"]}
-    assert texts == {"a1", "a2", "c1", "c2"}
+                                                          limit=20, offset=0)["results"]}
+    assert not {"b1", "b2"} & texts and {"a1", "d1", "changed"} <= texts
 
 
 def test_deleting_an_object_over_http_cascades(flows, catalog, tmp_path):
@@ -95,6 +98,8 @@ def test_a_changed_extractor_makes_documents_stale_and_skip_redoes_exactly_those
 
     redone = trigger(dedup_strategy="skip")
     assert [t["inputs_succeeded"] for t in batch_view(redone["batch_id"])["tier_tasks"]] == [2, 4, 4]
+    view = batch_view(redone["batch_id"])
+    assert view["changes"]["stale"] == 2 and view["audit"]["failed"] == 0  # same files, other settings
     assert counts() == [4, 4, 4]  # two chunks of two words per object: the four old ones are gone
     report = staleness(namespace_id=_namespace_id(catalog), collection="chunks")
     assert all(c["stale"] == 0 and c["missing"] == 0 for t in report["tiers"] for c in t["collections"])
@@ -148,3 +153,26 @@ def _namespace_id(url: str) -> str:
 
     with open_session(url) as session:
         return str(get_namespace(session, identifier="sync")["namespace_id"])
+
+
+def test_a_bucket_with_a_sync_schedule_follows_its_files_without_a_trigger(flows, catalog, tmp_path):
+    import asyncio
+
+    from sqlalchemy import update
+
+    from flows.sync import sync_buckets
+    from tierflow.catalog.schema import buckets
+
+    put_text(flows, "notes/a.txt", "a1 a2")
+    synced = {**text_bucket(), "sync": {"interval_seconds": 60}}
+    apply_definitions(tmp_path, {"namespace": "sync", "buckets": [synced], "collections": [
+        chunk_collection(size=1), chunk_collection("others", size=2)]})
+    assert len(asyncio.run(sync_buckets())) == 2  # due at once: one batch per collection
+    assert (count("chunks"), count("others")) == (2, 1)
+    put_text(flows, "notes/b.txt", "b1")
+    assert asyncio.run(sync_buckets()) == []  # not due again for a minute
+    with open_session(catalog) as session:  # a minute later
+        session.execute(update(buckets).values(synced_at="2000-01-01T00:00:00.000000+00:00"))
+    later = asyncio.run(sync_buckets())
+    assert [batch_view(b)["tier_tasks"][0]["inputs_succeeded"] for b in later] == [1, 1]  # b, for each
+    assert (count("chunks"), count("others")) == (3, 2)

@@ -49,8 +49,14 @@ def set_task_id(session: Session, *, batch_id: str, task_id: str) -> None:
 
 def count_deleted(session: Session, *, batch_id: str, objects: int) -> None:
     """Add `objects` to the batch's count of objects found gone (in the deleting transaction)."""
-    session.execute(update(batches).where(batches.c.batch_id == batch_id)
-                    .values(deleted_count=batches.c.deleted_count + objects))
+    add_counts(session, batch_id=batch_id, deleted=objects)
+
+
+def add_counts(session: Session, *, batch_id: str, **counts: int) -> None:
+    """Add to the batch's counts of what changed (`new`, `changed`, `unchanged`, `stale`, `deleted`)."""
+    values = {f"{name}_count": batches.c[f"{name}_count"] + n for name, n in counts.items() if n}
+    if values:
+        session.execute(update(batches).where(batches.c.batch_id == batch_id).values(**values))
 
 
 def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any) -> None:

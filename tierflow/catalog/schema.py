@@ -56,6 +56,9 @@ buckets = Table(
     Column("storage", JsonType),
     # Defined with a tenant's key: its storage must stay inside a grant of its namespace.
     Column("tenant_defined", Boolean, nullable=False, server_default=false()),
+    # Listed on a schedule (`{"interval_seconds": N}`), last at `synced_at`.
+    Column("sync", JsonType),
+    Column("synced_at", Stamp),
     *_stamps(),
     UniqueConstraint("namespace_id", "bucket_name"),
 )
@@ -140,6 +143,12 @@ batches = Table(
     Column("auto_resumes", Integer, nullable=False, server_default="0"),
     # Objects the batch found gone from their bucket, whose documents it deleted in every tier.
     Column("deleted_count", Integer, nullable=False, server_default="0"),
+    # What the batch's listings found (new, changed, unchanged objects) and the inputs it redid
+    # because their collection's settings changed (stale).
+    Column("new_count", Integer, nullable=False, server_default="0"),
+    Column("changed_count", Integer, nullable=False, server_default="0"),
+    Column("unchanged_count", Integer, nullable=False, server_default="0"),
+    Column("stale_count", Integer, nullable=False, server_default="0"),
     *_stamps(),
     Index("ix_batches_lease_expires_at", "lease_expires_at"),
 )

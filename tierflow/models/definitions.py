@@ -56,6 +56,13 @@ class BucketSchema(Strict):
     properties: dict[str, PropertySchema] = Field(default_factory=dict)
 
 
+class SyncSpec(Strict):
+    """How often the bucket is listed to follow its S3 location, for stores that cannot send
+    event notifications."""
+
+    interval_seconds: int = Field(ge=10, le=31_536_000, description="Seconds between two listings (10 at least).")
+
+
 class BucketSpec(Strict):
     """A bucket: a named source of objects bound to an S3 location."""
 
@@ -65,6 +72,8 @@ class BucketSpec(Strict):
     unique_key: UniqueKey | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     storage: StorageBinding | None = None
+    sync: SyncSpec | None = Field(default=None, description="List the bucket on this schedule and process what "
+                                  "changed (new, changed and deleted objects) in every collection reading it.")
 
 
 class SourceFilters(Strict):
