@@ -1,6 +1,6 @@
 """Collections that stay in sync with their buckets: deletions, extractor changes, per-collection
-state. A three-tier DAG: notes → chunks (words) → copies → copies2 (passthrough). Every test
-runs on SQLite and, when one is given, PostgreSQL."""
+state. A three-tier DAG: notes → chunks (words) → copies → copies2 (passthrough). The tests of
+deletions, staleness and schedules, whose SQL differs by database, also run on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -64,7 +64,6 @@ def test_an_object_deleted_from_s3_takes_its_documents_from_every_tier(flows, ca
     assert not {"b1", "b2"} & texts and {"a1", "d1", "changed"} <= texts
 
 
-@pytest.mark.both_backends
 def test_deleting_an_object_over_http_cascades(flows, catalog, tmp_path):
     for name in ("a", "b"):
         put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
@@ -109,7 +108,6 @@ def test_a_changed_extractor_makes_documents_stale_and_skip_redoes_exactly_those
     assert [t["inputs_succeeded"] for t in batch_view(again["batch_id"])["tier_tasks"]] == [0, 0, 0]
 
 
-@pytest.mark.both_backends
 def test_a_change_below_the_root_redoes_only_that_tier_and_below(flows, catalog, tmp_path):
     put_text(flows, "notes/a.txt", "a1 a2")
     _define(tmp_path, unique_key=["key"])
@@ -124,7 +122,6 @@ def test_a_change_below_the_root_redoes_only_that_tier_and_below(flows, catalog,
     assert [(t["inputs_succeeded"], t["inputs_skipped"]) for t in tiers] == [(0, 1), (2, 0), (2, 0)]
 
 
-@pytest.mark.both_backends
 def test_two_collections_on_one_bucket_each_get_what_is_new_for_them(flows, catalog, tmp_path):
     # What the scheduled `process-pending` deployment runs: `dedup_strategy: skip`. With one object
     # status shared by both collections, the second never saw what the first had processed.
@@ -142,7 +139,6 @@ def test_two_collections_on_one_bucket_each_get_what_is_new_for_them(flows, cata
     assert (count("chunks"), count("others")) == (1, 3)
 
 
-@pytest.mark.both_backends
 def test_an_input_that_yields_fewer_documents_loses_the_others(flows, catalog, tmp_path):
     put_text(flows, "notes/a.txt", "a1 a2 a3")
     _define(tmp_path, unique_key=["key"])

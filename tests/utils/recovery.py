@@ -36,7 +36,7 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     endpoint = "http://{}:{}".format(*moto.get_host_and_port())
     url = f"sqlite:///{tmp_path_factory.mktemp('recovery') / 'catalog.db'}"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
-           "TIERFLOW_DATABASE_URL": url, "TIERFLOW_BATCH_LEASE_SECONDS": "3", "TIERFLOW_SWEEP_SECONDS": "0.5",
+           "TIERFLOW_DATABASE_URL": url, "TIERFLOW_BATCH_LEASE_SECONDS": "2", "TIERFLOW_SWEEP_SECONDS": "0.3",
            "TIERFLOW_CHUNK_SIZE": "10", "TIERFLOW_CHUNK_CONCURRENCY": "1", "TIERFLOW_DOCUMENT_CHUNK_SIZE": "30",
            "TIERFLOW_DISCOVERY_PAGE_SIZE": "20", "TIERFLOW_SHUTDOWN_GRACE_SECONDS": "1"}
     key = new_cli_key(env, "--name", "ci")
