@@ -43,6 +43,20 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+LONGEST_FIRST = ("test_recovery_killed", "test_recovery_stopped", "test_served", "test_catalog_outage",
+                 "test_workers", "test_tenants_served")
+"""Modules that take the longest (real servers, outages): collected first, so that the two xdist
+workers (which take whole modules, in order) end together instead of one waiting on a late one."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: within a module, and among the others, the order stays
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "catalog" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_backends"):
         metafunc.parametrize("catalog", BACKENDS, indirect=True)
