@@ -30,7 +30,7 @@ def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
     moto.start()
     endpoint = "http://{}:{}".format(*moto.get_host_and_port())
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
-           "TIERFLOW_EVENT_DEBOUNCE_SECONDS": "1", "TIERFLOW_SWEEP_SECONDS": "1",
+           "TIERFLOW_EVENT_DEBOUNCE_SECONDS": "1",
            "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('served') / 'catalog.db'}"}
     key = new_cli_key(env, "--name", "ci")
     with served(env) as (server, base_url):
@@ -182,26 +182,6 @@ def test_files_that_land_are_processed_and_files_removed_take_their_documents(st
     assert (replayed["registered"], replayed["deleted"], replayed["ignored"]) == (0, 0, 7)  # nothing new to start
     bad = client.post("/v1/buckets/notes/events", json={"Records": [{"eventName": 3}]}, headers=headers)
     assert bad.status_code == 400 and "Records[0].eventName" in bad.json()["error"]["message"]
-
-
-def test_a_bucket_with_a_sync_schedule_picks_up_its_files_with_no_trigger_call(stack):
-    client, s3 = stack["client"], stack["s3"]
-    headers = {"X-Namespace": "scheduled"}
-    assert client.post("/v1/namespaces", json={"namespace_name": "scheduled"}).status_code == 200
-    s3.put_object(Bucket="files", Key="scheduled/a.txt", Body=b"one two three")
-    words = {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
-             "feature_extractor": {"feature_extractor_name": "text_extractor", "version": "v1",
-                                   "parameters": {"split_by": "words", "chunk_size": 1}}}
-    bucket = {"bucket_name": "notes", "bucket_schema": {"properties": {"content": {"type": "text"}}},
-              "storage": {"s3_bucket": "files", "prefix": "scheduled/"}, "sync": {"interval_seconds": 10}}
-    assert client.post("/v1/buckets", json=bucket, headers=headers).json()["sync"] == {"interval_seconds": 10}
-    assert client.post("/v1/collections", json=words, headers=headers).status_code == 200
-
-    def documents() -> int:
-        listed = client.post("/v1/collections/words/documents/list", headers=headers, json={"limit": 100})
-        return int(listed.json()["pagination"]["total"])
-
-    poll(documents, lambda n: n == 3, seconds=60)  # no trigger was sent (due at once, or ten seconds on)
 
 
 def test_sigterm_stops_the_server_cleanly(stack):
