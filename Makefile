@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py --objects 1000 2000 10000
 	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/search.py
+	$(BIN)/python bench/report.py
 
 serve-flows: $(STAMP)
 	$(BIN)/tierflow deployments serve

@@ -1,230 +1,241 @@
-"""`process-tier`: one tier of a batch, as an async subflow of the trigger.
+"""One tier of a batch, as a plain async function: given what the step above hands it, what it
+hands the tier below, and a way to run a chunk.
 
-Selects the tier's inputs (tiers below the root read what their upstream wrote in this batch),
-runs one `process-chunk` task per chunk, all collections of the tier at once, then closes the
-tier from the ledger. A chunk that still fails after its retries has its inputs marked failed,
-so nothing goes unaccounted.
+The tier selects its inputs (tiers below the root read what their upstream wrote in this batch),
+runs every collection's chunks at once, then closes from the ledger. It starts on each hand-off
+from its inbox as it comes, so it works while the step above still does (docs/design/
+tier-overlap.md); once the step above has closed, a last full selection catches anything not
+heard of and sets its counters. A chunk that still fails after its retries has its inputs marked
+failed, so nothing goes unaccounted.
 
-Under a trigger every tier runs at once: a tier hears from its feed (`tasks/feeds.py`) each page
-discovery registered or each chunk the tier above finished, adds what that made to its manifest
-and submits it as soon as it fills a chunk, so the document tier works while the file tier still
-reads, and the file tier while discovery still lists. When the step above has closed, a last full
-selection catches anything not heard of and sets the tier's counters.
-
-A tier keeps about twice as many chunks submitted as its runner runs at once, and takes from its
-feed only when it has room: what it has not taken stays in the feed as the step above's short
-lists (a listing page's object ids, the inputs of a chunk that ended above) instead of becoming
-queued task runs holding the ids of every document those made. Pending inputs in the ledger (a
-resumed tier, the last selection) are read a chunk at a time, as room frees. Without this, a
-document tier slower than the file tier above it held a backlog that grew with the batch: 38
-queued chunks of 95,000 document ids in a trigger of 30,000 objects (bench/pipeline.py).
+A tier keeps about `limit` chunks running and takes from its inbox only when it has room, and a
+chunk that ended holds its place until the tier below has taken what it made: so neither a tier's
+memory nor what waits between tiers grows with the batch (docs/design/memory.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture, wait
-from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.utilities.annotations import quote
-
-from flows.clients import shared_prefect_client
-from flows.runners import chunks_at_once
+from flows.chunk_tasks import Chunk, ChunkRunner
+from flows.links import Handoff, Link, StartLine
+from flows.off_loop import off_loop
 from tasks.batches import finish_tier, select_inputs
-from tasks.chunks import process_chunk
-from tasks.feeds import Doorbell, TierFeed, feed_into, start_line
-from tierflow.batches import current_generation, fail_inputs, reach_tier, start_tier
+from tierflow.batches import fail_inputs, reach_tier, start_tier
 from tierflow.catalog.engine import CatalogUnavailableError
-from tierflow.chunking import ChunkCutter, chunk_plan, tier_shape
+from tierflow.chunking import ChunkCutter, chunk_plan
 from tierflow.errors import is_transient, public_message
-from tierflow.process import configure_process, tune_collector
 from tierflow.selection import select_new_inputs
-from tierflow.storage import io_ticket
 
 
-def _chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
+@dataclass
+class TierPorts:
+    """What a tier is given by its batch's pipeline."""
+
+    batch_id: str
+    tier_num: int
+    generation: int
+    """The lease generation of the trigger run whose tier this is."""
+    run_chunk: ChunkRunner
+    line: StartLine
+    inbox: Link | None = None
+    """From the step above; None when the tier reads only the ledger (a root tier whose
+    discovery has ended, as in a resumed batch)."""
+    outbox: Link | None = None
+    """To the tier below; None for the last tier."""
+
+
+_handed: ContextVar[TierPorts] = ContextVar("tierflow_tier_ports")
+
+
+def hand_over(ports: TierPorts) -> None:
+    """Hand a tier's subflow, about to be called in the current asyncio task, its ports.
+
+    Through a context variable, which only that task and what it calls see, and not as a
+    parameter: Prefect sends a run's parameters to its API and, with each task, to Dask's workers.
+    """
+    _handed.set(ports)
+
+
+def handed_ports(batch_id: str, tier_num: int) -> TierPorts:
+    """The ports handed to the tier subflow running here (`hand_over`)."""
+    ports = _handed.get(None)
+    if ports is None or (ports.batch_id, ports.tier_num) != (batch_id, tier_num):
+        raise RuntimeError("process-tier runs only as a subflow of trigger-collection: trigger the collection")
+    return ports
+
+
+@dataclass(frozen=True)
+class FailedChunk:
+    """A chunk that failed after its retries."""
+
+    collection_id: str
+    input_ids: list[str]
+    error: BaseException
+
+
+@dataclass
+class TierChunks:
+    """A tier's chunks: cut from the inputs it takes, run through `ports.run_chunk`, about
+    `limit` at a time. Use it in the trigger's event loop."""
+
+    ports: TierPorts
+    chunk_size: int
+    limit: int
+    failures: list[FailedChunk] = field(default_factory=list)
+    """Chunks that failed for good, since the last `finish`: the only ids the tier keeps of the
+    chunks it ran, so a tier of a million inputs does not hold them all until it closes."""
+    running: int = 0
+    """Chunks started and not yet ended (with what they made handed to the tier below)."""
+    reached: bool = False
+    """Whether the batch's `current_tier` counts this tier yet (set as its first chunk starts)."""
+    _cutter: ChunkCutter = field(init=False)
+    _ended: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._cutter = ChunkCutter(self.chunk_size)
+
+    async def room(self) -> None:
+        """Return once fewer than `limit` chunks are running."""
+        async with self._ended:
+            await self._ended.wait_for(lambda: self.running < self.limit)
+
+    async def add(self, collection_id: str, input_ids: list[str]) -> None:
+        """Take these pending inputs; start every chunk they complete."""
+        for chunk in self._cutter.add(collection_id, input_ids):
+            await self._start(*chunk)
+
+    async def flush_if_idle(self) -> None:
+        """Start the partial chunks now if none of this tier's chunks is running: a document tier
+        whose first inputs came from one small upstream chunk starts on them at once instead of
+        idling until a chunk's worth has come."""
+        if self.running == 0:
+            for chunk in self._cutter.rest():
+                await self._start(*chunk)
+
+    async def finish(self) -> None:
+        """Start the partial chunks, wait for every chunk, and mark the inputs of chunks that
+        failed for good, except those that failed because the catalog could not be reached: they
+        stay pending and the tier fails with that error."""
+        for chunk in self._cutter.rest():
+            await self._start(*chunk)
+        async with self._ended:
+            await self._ended.wait_for(lambda: self.running == 0)
+        failures, self.failures = self.failures, []
+        unreachable: CatalogUnavailableError | None = None
+        for failed in failures:
+            if isinstance(failed.error, CatalogUnavailableError):
+                unreachable = failed.error  # nothing of the chunk was read: its inputs stay pending
+                continue
+            await off_loop(fail_inputs, batch_id=self.ports.batch_id, collection_id=failed.collection_id,
+                           input_ids=failed.input_ids, error=chunk_error(failed.error, self.ports.tier_num),
+                           generation=self.ports.generation)
+        if unreachable is not None:
+            raise unreachable  # the batch fails as transient, to be resumed
+
+    def cancel(self) -> None:
+        """Stop waiting for the chunks still running (the tier is being torn down)."""
+        for task in self._tasks:
+            task.cancel()
+
+    async def _start(self, collection_id: str, input_ids: list[str]) -> None:
+        ports = self.ports
+        if not self.reached:
+            await off_loop(reach_tier, batch_id=ports.batch_id, tier_num=ports.tier_num)
+            self.reached = True
+        self.running += 1
+        chunk = Chunk(ports.batch_id, collection_id, ports.tier_num, input_ids, ports.generation)
+        task = asyncio.create_task(self._run(chunk))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, chunk: Chunk) -> None:
+        """Run the chunk, then hand what it made to the tier below (even if it failed: what it
+        wrote before failing may be there), then free its place."""
+        try:
+            try:
+                error = await self.ports.run_chunk(chunk)
+            except Exception as raised:  # a runner that raises instead of returning
+                error = raised
+            if self.ports.outbox is not None:
+                await self.ports.outbox.send(Handoff(chunk.collection_id, chunk.input_ids))
+            if error is not None:
+                self.failures.append(FailedChunk(chunk.collection_id, chunk.input_ids, error))
+        finally:
+            async with self._ended:
+                self.running -= 1
+                self._ended.notify_all()
+
+
+def chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
+    """The ledger's error record for the inputs of a chunk that failed for good."""
     return {"category": "network" if is_transient(error) else "runtime", "message": public_message(error),
             "transient": is_transient(error), "tier": tier_num, "scope": "chunk"}
 
 
-class _ChunkRuns:
-    """The tier's `process-chunk` task runs: submitted as chunks fill, or as they are when the tier
-    has nothing running (`flush_if_idle`); the tier below hears of each as it ends. Callers ask
-    for `room` before they take more inputs, so at most about `limit` chunks are submitted and
-    not ended."""
+async def run_tier(ports: TierPorts, *, task_id: str, parent_task_id: str | None,
+                   chunk_size: int, chunks_at_once: int) -> dict[str, Any]:
+    """Run the tier as flow run `task_id`: start it, wait at the start line, select and chunk its
+    inputs as they come, run the chunks, close it. Returns the tier as the ledger closed it.
 
-    def __init__(self, batch_id: str, tier_num: int, size: int, downstream: TierFeed | None, *, limit: int,
-                 generation: int) -> None:
-        self.batch_id, self.tier_num, self.downstream, self.limit = batch_id, tier_num, downstream, limit
-        self.generation = generation
-        """The lease generation of this tier's run: its chunks claim their inputs with it."""
-        self.cutter = ChunkCutter(size)
-        self.runs: dict[int, tuple[str, list[str], PrefectFuture[Any]]] = {}
-        """Chunks not known to have succeeded: a tier of a million inputs keeps only these ids."""
-        self.reached = False
-        self._ended_bell = Doorbell()
-        """Rung as each chunk ends, for a tier waiting for `room`."""
-        self._lock = self._ended_bell.lock
-        self._keys = itertools.count()
-        self._running = 0
-        context = FlowRunContext.get()
-        self._quote_ids = context is None or isinstance(context.task_runner, ThreadPoolTaskRunner)
-        """Whether to pass each chunk's ids in `quote`, which keeps Prefect from walking the list
-        twice per chunk looking for futures among the parameters (a tenth of the task engine's own
-        processor time in a py-spy profile of bench/pipeline.py). The thread runner hands the task
-        the plain list; prefect-dask rebuilds the parameters it ships and would hand it the wrapper."""
-
-    async def room(self) -> None:
-        """Return once fewer than `limit` chunks are submitted and not ended."""
-        await self._ended_bell.until(lambda: self._running < self.limit)
-
-    def add(self, collection_id: str, input_ids: list[str]) -> None:
-        """Take these pending inputs; submit every chunk they complete."""
-        for chunk in self.cutter.add(collection_id, input_ids):
-            self._submit(*chunk)
-
-    def flush_if_idle(self) -> None:
-        """Submit the partial chunks now if none of this tier's chunks is running: a document tier
-        whose first inputs came from one small upstream chunk starts on them at once instead of
-        idling until a chunk's worth has come (bench/pipeline.py: tier overhead)."""
-        with self._lock:
-            idle = self._running == 0
-        if idle:
-            for chunk in self.cutter.rest():
-                self._submit(*chunk)
-
-    def _submit(self, collection_id: str, input_ids: list[str]) -> None:
-        if not self.reached:
-            reach_tier(batch_id=self.batch_id, tier_num=self.tier_num)
-            self.reached = True
-        ids: Any = quote(input_ids) if self._quote_ids else input_ids
-        future = process_chunk.submit(self.batch_id, collection_id, self.tier_num, ids, self.generation, io_ticket())
-        with self._lock:
-            key = next(self._keys)
-            self.runs[key] = (collection_id, input_ids, future)
-            self._running += 1
-        future.add_done_callback(lambda ended: self._ended(key, collection_id, input_ids, ended))
-
-    def _ended(self, key: int, collection_id: str, input_ids: list[str], future: PrefectFuture[Any]) -> None:
-        """A chunk ended (in a task runner thread): the tier below hears of it, and a chunk that
-        succeeded is forgotten, its outcomes being all in the ledger."""
-        with self._lock:
-            self._running -= 1
-        self._ended_bell.ring()
-        if self.downstream is not None:
-            self.downstream.ready(collection_id, input_ids)
-        future.result(raise_on_failure=False)  # it has ended: this only settles its final state
-        if future.state.is_completed():
-            with self._lock:
-                self.runs.pop(key, None)
-
-    async def finish(self) -> None:
-        """Submit the partial chunks, wait for every chunk, and mark the inputs of chunks that
-        failed after their retries, except those that failed because the catalog could not be
-        reached: they stay pending and the tier fails with that error."""
-        for chunk in self.cutter.rest():
-            self._submit(*chunk)
-        with self._lock:
-            pending = [future for _, _, future in self.runs.values()]
-        await asyncio.to_thread(wait, pending)
-        with self._lock:
-            ended, self.runs = list(self.runs.values()), {}
-        unreachable: CatalogUnavailableError | None = None
-        for collection_id, input_ids, future in ended:
-            if future.state.is_failed() or future.state.is_crashed():
-                error = await future.state.aresult(raise_on_failure=False)  # in a loop: the async form
-                if isinstance(error, CatalogUnavailableError):
-                    unreachable = error  # nothing of the chunk was read: its inputs stay pending
-                    continue
-                if not isinstance(error, BaseException):
-                    error = RuntimeError(str(error))
-                fail_inputs(batch_id=self.batch_id, collection_id=collection_id, input_ids=input_ids,
-                            error=_chunk_error(error, self.tier_num), generation=self.generation)
-        if unreachable is not None:
-            raise unreachable  # the batch fails as transient, to be resumed
+    Whatever happens, its outbox closes (failed unless the tier closed), so the tier below ends."""
+    chunks = TierChunks(ports, chunk_size, limit=2 * chunks_at_once)
+    closed = False
+    try:
+        if ports.inbox is not None:
+            parent_task_id = await ports.inbox.parent()
+        await off_loop(start_tier, batch_id=ports.batch_id, tier_num=ports.tier_num, task_id=task_id,
+                       parent_task_id=parent_task_id)
+        if ports.outbox is not None:
+            ports.outbox.started(task_id)
+        ports.line.arrive(ports.tier_num)
+        await ports.line.wait()  # no chunk before every tier's run exists
+        if ports.tier_num > 0:
+            await off_loop(select_inputs, ports.batch_id, ports.tier_num)  # what was written before it began
+        await _start_pending(chunks)
+        if ports.inbox is not None:
+            await _follow(ports.inbox, chunks)
+        await chunks.finish()
+        tier: dict[str, Any] = await off_loop(finish_tier, ports.batch_id, ports.tier_num)
+        closed = True
+        return tier
+    finally:
+        chunks.cancel()
+        if ports.inbox is not None:
+            ports.inbox.stop_listening()
+        if ports.outbox is not None:
+            ports.outbox.close(failed=not closed)
 
 
-async def _submit_pending(runs: _ChunkRuns) -> None:
-    """Submit the tier's pending inputs in the ledger, reading each chunk of them once there is room."""
-    plan = chunk_plan(batch_id=runs.batch_id, tier_num=runs.tier_num)
+async def _start_pending(chunks: TierChunks) -> None:
+    """Start the tier's pending inputs in the ledger, reading each chunk of them once there is room."""
+    plan = chunk_plan(batch_id=chunks.ports.batch_id, tier_num=chunks.ports.tier_num)
     while True:
-        await runs.room()
-        chunk = await asyncio.to_thread(next, plan, None)
+        await chunks.room()
+        chunk = await off_loop(next, plan, None)
         if chunk is None:
             return
-        runs.add(*chunk)
+        await chunks.add(*chunk)
 
 
-async def _follow(upstream: TierFeed, runs: _ChunkRuns) -> None:
-    """Select and submit what the step above makes, as it makes it and as there is room, until it
-    closes; then, unless it failed, select whatever was not heard of (and set the tier's
-    counters) and, once every chunk submitted so far has ended, run what that left pending."""
-    async for source_id, source_ids in upstream.batches():
-        await runs.room()
-        added = await asyncio.to_thread(select_new_inputs, batch_id=runs.batch_id, tier_num=runs.tier_num,
-                                        upstream_id=source_id, source_ids=source_ids)
+async def _follow(inbox: Link, chunks: TierChunks) -> None:
+    """Select and start what the step above hands off, as there is room, until it closes; then,
+    unless it failed, select whatever was not heard of (and set the tier's counters) and, once
+    every chunk started so far has ended, run what that left pending."""
+    ports = chunks.ports
+    async for handoff in inbox.handoffs():
+        await chunks.room()
+        added = await off_loop(select_new_inputs, batch_id=ports.batch_id, tier_num=ports.tier_num,
+                               upstream_id=handoff.source_id, source_ids=handoff.input_ids)
         for collection_id, input_ids in added.items():
-            runs.add(collection_id, input_ids)
-        runs.flush_if_idle()
-    if upstream.failed:
+            await chunks.add(collection_id, input_ids)
+        await chunks.flush_if_idle()
+    if inbox.failed:
         return
-    select_inputs(runs.batch_id, runs.tier_num)
-    await runs.finish()
-    await _submit_pending(runs)
-
-
-@flow(name="process-tier", flow_run_name="tier-{tier_num}", log_prints=False)
-async def process_tier(batch_id: str, tier_num: int, parent_task_id: str | None = None,
-                       lease_generation: int | None = None) -> dict[str, Any]:
-    """Process one tier of a batch: every collection of the tier, chunk by chunk.
-
-    `lease_generation`: that of the trigger run whose tier this is (left empty, the batch's
-    current one, for a tier run on its own)."""
-    configure_process()
-    tune_collector()
-    with shared_prefect_client():
-        if lease_generation is None:
-            lease_generation = current_generation(batch_id)
-        return await _run_tier(batch_id, tier_num, parent_task_id, lease_generation)
-
-
-async def _run_tier(batch_id: str, tier_num: int, parent_task_id: str | None, generation: int) -> dict[str, Any]:
-    """The tier's body: start it, select and chunk its inputs as they come, run the chunks, close it."""
-    logger = get_run_logger()
-    upstream, downstream = feed_into(batch_id, tier_num), feed_into(batch_id, tier_num + 1)
-    failed = True
-    try:
-        if upstream is not None:
-            parent_task_id = await upstream.parent()
-        start_tier(batch_id=batch_id, tier_num=tier_num, task_id=flow_run.id, parent_task_id=parent_task_id)
-        if downstream is not None:
-            downstream.started(flow_run.id)
-        line = start_line(batch_id)
-        if line is not None:
-            line.arrive(tier_num)
-            await line.wait()  # no chunk before every tier's run exists (tasks/feeds.py)
-        shape = tier_shape(batch_id=batch_id, tier_num=tier_num)
-        runs = _ChunkRuns(batch_id, tier_num, shape.chunk_size, downstream,
-                          limit=2 * chunks_at_once(reads_files=shape.reads_files), generation=generation)
-        if tier_num > 0:
-            select_inputs(batch_id, tier_num)  # what the upstream wrote before this tier began
-        await _submit_pending(runs)
-        if upstream is not None:
-            await _follow(upstream, runs)
-        await runs.finish()
-        tier = finish_tier(batch_id, tier_num)
-        failed = False
-    finally:
-        if downstream is not None:
-            downstream.close(failed=failed)
-    logger.info(
-        "tier %s %s: %s inputs, %s succeeded, %s failed, %s documents written",
-        tier_num, tier["status"], tier["documents_submitted_to_engine"], tier["inputs_succeeded"],
-        tier["inputs_failed"], tier["documents_written"],
-    )
-    return tier
+    await off_loop(select_inputs, ports.batch_id, ports.tier_num)
+    await chunks.finish()
+    await _start_pending(chunks)

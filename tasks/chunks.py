@@ -8,14 +8,13 @@ from typing import Any
 from prefect import task
 
 from tasks.retries import retry_if_transient
-from tierflow.processing import process_chunk as run_chunk
+from tierflow import processing
 
 
 @task(name="process-chunk", retries=3, retry_delay_seconds=[1, 4, 10], retry_condition_fn=retry_if_transient)
 def process_chunk(batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
-                  generation: int | None = None, io_ticket: int | None = None) -> dict[str, Any]:
+                  generation: int | None = None) -> dict[str, Any]:
     """Extract documents from these inputs and write them with their results, in one transaction.
-    `generation`: the lease generation of the batch's run, which claims the inputs.
-    `io_ticket`: the chunk's place in its process's line for S3 reads (`tierflow.storage.io_ticket`)."""
-    return asdict(run_chunk(batch_id=batch_id, collection_id=collection_id, tier_num=tier_num, input_ids=input_ids,
-                            generation=generation, io_ticket=io_ticket))
+    `generation`: the lease generation of the batch's run, which claims the inputs."""
+    return asdict(processing.process_chunk(batch_id=batch_id, collection_id=collection_id, tier_num=tier_num,
+                                           input_ids=input_ids, generation=generation))

@@ -7,12 +7,13 @@ from typing import Any
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.rows import BatchRow
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
 from tierflow.settings import get_settings
 
 
-def response_for(batch: dict[str, Any]) -> TriggerCollectionResponse:
+def response_for(batch: BatchRow) -> TriggerCollectionResponse:
     """The TriggerCollectionResponse of a batch row."""
     counts = f"{batch.get('object_count') or 0} inputs"
     return TriggerCollectionResponse(
@@ -48,7 +49,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
     } for t in tiers]
     return {
         "batch_id": batch["batch_id"], "namespace_id": batch["namespace_id"],
-        "bucket_id": (batch["source_bucket_ids"] or [None])[0],
+        "bucket_id": batch["source_bucket_ids"][0] if batch["source_bucket_ids"] else None,
         "collection_ids": batch["collection_ids"], "collection_names": names, "status": batch["status"],
         "object_ids": batch["request"].get("object_ids"), "task_id": batch["task_id"],
         "current_tier": batch["current_tier"], "total_tiers": batch["total_tiers"],
@@ -57,7 +58,8 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "failed_inputs": failures, "audit": {**_audit(tier_tasks), "deleted": batch["deleted_count"]},
         "object_count": batch["object_count"], "document_count": batch["document_count"],
         "deleted_count": batch["deleted_count"],
-        "changes": {name: batch[f"{name}_count"] for name in ("new", "changed", "unchanged", "stale", "deleted")},
+        "changes": {"new": batch["new_count"], "changed": batch["changed_count"], "unchanged": batch["unchanged_count"],
+                    "stale": batch["stale_count"], "deleted": batch["deleted_count"]},
         "created_at": batch["created_at"], "updated_at": batch["updated_at"],
     }
 

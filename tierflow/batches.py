@@ -16,6 +16,7 @@ from tierflow.batch_view import response_for
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import leases as catalog_leases
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.rows import BatchRow
 from tierflow.errors import BadRequestError
 from tierflow.leases import RESUMABLE, BatchBusyError, LeaseHeldError, Reservation, reserve
 from tierflow.models.status import Status
@@ -165,11 +166,11 @@ def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool =
                 catalog_leases.expire(session, batch_id=batch_id, owner=run_id, at=now_text())
             else:
                 catalog_leases.release(session, batch_id=batch_id, owner=run_id)
-        batch.update(status=status.value, document_count=documents)
+        batch["status"], batch["document_count"] = status.value, documents
     return response_for(batch)
 
 
-def check_resumable(batch_id: str) -> dict[str, Any]:
+def check_resumable(batch_id: str) -> BatchRow:
     """The batch, if it can be resumed: not finished, or FAILED with inputs still pending (a
     finished one is retried, not resumed)."""
     with open_session(_url()) as session:
@@ -196,8 +197,9 @@ def cancel_batch(batch_id: str) -> list[str]:
         for tier in running:
             catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"],
                                         status=Status.CANCELED.value, completed_at=now_text())
-        if (batch["lease_owner"] or "").startswith(catalog_leases.RESERVED):
-            catalog_leases.release(session, batch_id=batch_id, owner=batch["lease_owner"])  # no run to wait for
+        owner = batch["lease_owner"]
+        if owner is not None and owner.startswith(catalog_leases.RESERVED):
+            catalog_leases.release(session, batch_id=batch_id, owner=owner)  # no run to wait for
     return [t for t in [batch["task_id"], *(t["task_id"] for t in running)] if t]
 
 

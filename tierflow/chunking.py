@@ -5,20 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.rows import BatchRow
 from tierflow.retrying import catalog_retries
 from tierflow.settings import get_settings
 
 
-def reads_files(batch: dict[str, Any], tier_num: int) -> bool:
+def reads_files(batch: BatchRow, tier_num: int) -> bool:
     """Whether this tier's chunks read files from S3 (the root tier of a bucket-sourced batch)."""
     return tier_num == 0 and bool(batch["source_bucket_ids"])
 
 
-def _chunk_size(batch: dict[str, Any], tier_num: int) -> int:
+def _chunk_size(batch: BatchRow, tier_num: int) -> int:
     settings = get_settings()
     return settings.chunk_size if reads_files(batch, tier_num) else settings.document_chunk_size
 

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from tierflow.catalog import batches as catalog_batches
+from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.derived import delete_derived
 from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import objects
 from tierflow.settings import get_settings
 
 
@@ -26,8 +24,7 @@ def delete_objects(*, bucket: dict[str, Any], object_ids: list[str], batch_id: s
     with open_session(get_settings().database_url, write=True) as session:
         gone = delete_derived(session, namespace_id=bucket["namespace_id"], source_id=bucket["bucket_id"],
                               input_ids=object_ids)
-        for start in range(0, len(object_ids), 5000):
-            session.execute(objects.delete().where(objects.c.object_id.in_(object_ids[start:start + 5000])))
+        catalog_objects.delete_objects(session, object_ids=object_ids)
         if batch_id is not None:
             catalog_batches.count_deleted(session, batch_id=batch_id, objects=len(object_ids))
     return gone
@@ -37,9 +34,8 @@ def listed_objects(bucket: dict[str, Any], object_id_for: Any) -> set[str]:
     """The ids of the bucket's objects that discovery registered (a key, and the id discovery
     derives from it): those a listing may find gone. Objects registered through the API are not."""
     with open_session(get_settings().database_url) as session:
-        rows = session.execute(select(objects.c.object_id, objects.c.key)
-                               .where(objects.c.bucket_id == bucket["bucket_id"], objects.c.key.is_not(None)))
-        return {object_id for object_id, key in rows if object_id == object_id_for(bucket["bucket_id"], key)}
+        rows = catalog_objects.listed_keys(session, bucket_id=bucket["bucket_id"])
+    return {object_id for object_id, key in rows if object_id == object_id_for(bucket["bucket_id"], key)}
 
 
 def reconcile_missing(bucket: dict[str, Any], seen: set[str], object_id_for: Any, *,

@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
-from sqlalchemy import select
-
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
-from tierflow.catalog.schema import object_events
-from tierflow.catalog.upsert import upsert_rows
 from tierflow.deletions import delete_objects
 from tierflow.discovery import needs_head, object_id_for, register_entries
 from tierflow.errors import BadRequestError
@@ -155,8 +151,7 @@ def apply_events(bucket: dict[str, Any], events: list[ObjectEvent]) -> EventOutc
             latest[object_id] = event
     outcome.ignored += len(mine) - len(latest)
     with open_session(get_settings().database_url) as session:
-        applied = dict(session.execute(select(object_events.c.object_id, object_events.c.sequencer)
-                                       .where(object_events.c.object_id.in_(list(latest)))).all())
+        applied = catalog_objects.applied_sequencers(session, object_ids=list(latest))
     fresh = {oid: e for oid, e in latest.items() if _newer(e.sequencer, applied.get(oid))}
     outcome.ignored += len(latest) - len(fresh)
     created = {oid: e for oid, e in fresh.items() if not e.removed}
@@ -170,9 +165,9 @@ def apply_events(bucket: dict[str, Any], events: list[ObjectEvent]) -> EventOutc
             register_entries(s3_client(*storage_location(storage)), bucket, changed, needs_head(bucket))
         outcome.registered = sorted(changed)
     with open_session(get_settings().database_url, write=True) as session:
-        upsert_rows(session, object_events, [
+        catalog_objects.record_events(session, rows=[
             {"object_id": oid, "sequencer": e.sequencer, "removed": e.removed, "updated_at": now_text()}
-            for oid, e in fresh.items()], keys=["object_id"], update=["sequencer", "removed", "updated_at"])
+            for oid, e in fresh.items()])
     present = _present(removed)
     delete_objects(bucket=bucket, object_ids=present)
     outcome.deleted = present

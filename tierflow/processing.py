@@ -39,6 +39,7 @@ from tierflow.storage import (
     ObjectTooLargeError,
     StoredFile,
     derivative_key,
+    io_ticket,
     read_object,
     run_concurrently,
     s3_client,
@@ -110,9 +111,9 @@ def _error_entry(ctx: _Context, input_id: str, error: BaseException) -> dict[str
 
 
 def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[str, Any]], grants: list[Location],
-                    io_ticket: int | None) -> dict[str, Any]:
+                    place: int) -> dict[str, Any]:
     """The file of each object (a `StoredFile`, inline bytes, or the error), fetched concurrently
-    (in the I/O pool's line at `io_ticket`, see `tierflow.storage.io_ticket`). Only what its
+    (in the I/O pool's line at `place`, see `tierflow.storage.io_ticket`). Only what its
     bucket may reach is read (`tierflow.grants.locate`), and nothing over `max_object_bytes`."""
     blobs = {oid: r["blobs"][0]["data"] for oid, r in records.items() if r.get("blobs")}
     urls = {oid: data for oid, data in blobs.items() if isinstance(data, str) and data.startswith("s3://")}
@@ -126,7 +127,7 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
         return read_object(s3_client(*storage_location(target.binding())), target.s3_bucket, target.key,
                            max_bytes=limit)
 
-    found: dict[str, Any] = run_concurrently(fetch, list(urls), ticket=io_ticket)
+    found: dict[str, Any] = run_concurrently(fetch, list(urls), ticket=place)
     # Objects registered through the API may carry their content inline instead of a URL.
     found.update({oid: _inline_bytes(data) for oid, data in blobs.items() if oid not in urls})
     for oid in records:
@@ -261,15 +262,16 @@ def _load_context(batch_id: str, collection_id: str, tier_num: int, generation: 
 
 
 def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids: list[str],
-                  generation: int | None = None, io_ticket: int | None = None) -> ChunkResult:
-    """Turn these inputs of the manifest into documents and record every outcome; the reads wait
-    in the I/O pool's line at `io_ticket` (taken when the chunk was submitted), if given.
+                  generation: int | None = None) -> ChunkResult:
+    """Turn these inputs of the manifest into documents and record every outcome. The chunk's
+    reads are served in the order the chunks began (`tierflow.storage.io_ticket`).
 
     The chunk first claims its inputs for the run of lease `generation` (the batch's current one
     when None) and processes only those it got: an input already done, or claimed by a newer run
     of the batch, is not processed twice. A chunk of a batch cancelled meanwhile does nothing: its
     inputs stay PENDING (not reached).
     """
+    place_for_reads = io_ticket()
     ctx = _load_context(batch_id, collection_id, tier_num, generation)
     if ctx.cancelled:
         return ChunkResult(inputs=len(input_ids))
@@ -308,7 +310,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
     contents: dict[str, Any] = {}
     mappings = ctx.collection["feature_extractor"].get("input_mappings") or {}
     if inputs.kind == "object" and ctx.extractor.needs_content(mappings):
-        contents = _fetch_contents(records, ctx.buckets, ctx.grants, io_ticket)
+        contents = _fetch_contents(records, ctx.buckets, ctx.grants, place_for_reads)
         transient = [e for e in contents.values() if isinstance(e, TransientError)]
         if transient:
             raise transient[0]  # nothing written yet: the chunk task may be retried whole

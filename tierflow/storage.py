@@ -222,12 +222,10 @@ def _io_pool() -> _CallOrderPool:
 def io_ticket() -> int:
     """A place in the shared I/O pool's line, taken now, for a `run_concurrently` call made later.
 
-    A tier takes one for each chunk as it submits it, so the chunk's reads are served in the
-    order the tier submitted the chunks, not in the order their threads happened to reach their
-    reads. The tier's small first chunk (`ChunkCutter`) starts in a thread beside three of full
-    size; when one of those reached its reads first, the first chunk's 20 reads waited behind its
-    200, and the first document came after 1.5 to 2.5 s instead of about 1 s (6 of 24 single
-    10,000-object triggers of bench/pipeline.py's workload; none of 8 with tickets).
+    A chunk takes one as it begins, so its reads are served in the order the chunks began, not
+    in the order their threads happened to reach their reads: the tier's small first chunk
+    (`ChunkCutter`) is not served behind the full chunks that began beside it
+    (docs/design/tier-overlap.md).
     """
     return next(_tickets)
 

@@ -12,11 +12,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-
 from tierflow.catalog import resources
-from tierflow.catalog.engine import open_session, rows_changed
-from tierflow.catalog.schema import buckets
+from tierflow.catalog.engine import open_session
 from tierflow.models.trigger import TriggerRequest
 from tierflow.settings import get_settings
 from tierflow.timestamps import format_timestamp, utcnow
@@ -28,18 +25,14 @@ def claim_due_buckets() -> list[dict[str, Any]]:
     now = utcnow()
     claimed = []
     with open_session(get_settings().database_url) as session:
-        rows = session.execute(select(buckets).where(buckets.c.sync.is_not(None))).mappings().all()
-        for row in rows:
+        for row in resources.synced_buckets(session):
             interval = int((row["sync"] or {}).get("interval_seconds") or 0)
             if interval <= 0:
                 continue
             before = format_timestamp(now - timedelta(seconds=interval))
-            taken = rows_changed(session, update(buckets).where(
-                buckets.c.bucket_id == row["bucket_id"],
-                or_(buckets.c.synced_at.is_(None), buckets.c.synced_at <= before))
-                .values(synced_at=format_timestamp(now)))
-            if taken:
-                claimed.append(dict(row))
+            if resources.claim_sync(session, bucket_id=row["bucket_id"], last_before=before,
+                                    now=format_timestamp(now)):
+                claimed.append(row)
     return claimed
 
 

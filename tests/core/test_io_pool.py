@@ -63,8 +63,8 @@ def test_results_come_back_in_the_order_of_the_items_and_errors_reach_the_caller
 
 
 def test_a_call_made_with_an_earlier_ticket_goes_before_calls_made_before_it():
-    # A tier's first chunk takes its ticket when submitted; its thread may reach its reads after
-    # those of chunks submitted after it, and must still be served first.
+    # A tier's first chunk takes its ticket when it begins; its thread may reach its reads after
+    # those of chunks that began after it, and must still be served first.
     pool = _CallOrderPool(1)
     served: list[str] = []
     first = io_ticket()

@@ -1,5 +1,6 @@
 """Tiers overlap: the document tier works on what the file tier wrote while the file tier still
-runs, every input exactly once, and a failing upper tier lets the lower ones finish."""
+runs, every input exactly once, what waits between tiers is bounded, and a failing upper tier
+lets the lower ones finish. Chunks are run through the pipeline's `run_chunk` seam."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ import threading
 from typing import Any
 
 import pytest
-from prefect.states import Completed, Failed, State
-from prefect.utilities.annotations import quote
 
-import tasks.chunks
-from flows import tier as tier_flow
-from flows import trigger as trigger_flow
-from tasks.feeds import StartLine, TierFeed, batch_feeds, feed_into
+from flows.chunk_tasks import Chunk, run_chunk_task
+from flows.links import Handoff, Link, StartLine
+from flows.off_loop import off_loop
+from flows.pipeline import BatchPipeline
+from flows.tier import TierChunks, TierPorts
 from tests.utils.factories import (
     apply_definitions,
     chunk_collection,
@@ -24,10 +24,13 @@ from tests.utils.factories import (
     put_text,
     text_bucket,
     trigger,
+    trigger_with,
 )
 from tierflow import process
 from tierflow.batch_view import batch_view
+from tierflow.catalog.engine import CatalogUnavailableError
 from tierflow.chunking import ChunkCutter
+from tierflow.planning import BatchPlan
 from tierflow.settings import get_settings
 
 WAIT_SECONDS = 60
@@ -41,29 +44,27 @@ def one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
     get_settings.cache_clear()
 
 
-def test_document_tier_runs_while_file_tier_still_runs(flows, tmp_path, monkeypatch, one_by_one):
+def test_document_tier_runs_while_file_tier_still_runs(flows, tmp_path, one_by_one):
     for name in ("a", "b", "c"):
         put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2 {name}3")
     apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket(unique_key=["key"])],
                                  "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks")]})
     # The file tier's last chunk holds until a chunk of the document tier has ended: with tiers
     # run one after the other it would wait in vain and the test fails.
-    document_tier_worked = threading.Event()
-    file_chunks_started: list[int] = []
-    run_chunk = tasks.chunks.run_chunk
+    document_tier_worked = asyncio.Event()
+    file_chunks: list[Chunk] = []
 
-    def gated(**kwargs: Any) -> Any:
-        if kwargs["tier_num"] == 0:
-            file_chunks_started.append(1)
-            if len(file_chunks_started) == 3:
-                assert document_tier_worked.wait(WAIT_SECONDS), "tier 1 did not start before tier 0 ended"
-        result = run_chunk(**kwargs)
-        if kwargs["tier_num"] == 1:
+    async def gated(chunk: Chunk) -> BaseException | None:
+        if chunk.tier_num == 0:
+            file_chunks.append(chunk)
+            if len(file_chunks) == 3:
+                await asyncio.wait_for(document_tier_worked.wait(), WAIT_SECONDS)
+        error = await run_chunk_task(chunk)
+        if chunk.tier_num == 1:
             document_tier_worked.set()
-        return result
+        return error
 
-    monkeypatch.setattr(tasks.chunks, "run_chunk", gated)
-    response = trigger("flows", "chunks")
+    response = trigger_with("flows", "chunks", gated)
 
     view = batch_view(response["batch_id"])
     assert view["status"] == "COMPLETED", view["error_summary"]
@@ -74,52 +75,92 @@ def test_document_tier_runs_while_file_tier_still_runs(flows, tmp_path, monkeypa
     assert view["audit"]["balanced"]
 
 
-def test_failing_file_tier_still_lets_the_document_tier_close(flows, tmp_path, monkeypatch, one_by_one):
+def test_a_file_tier_that_fails_still_lets_the_document_tier_close(flows, tmp_path, one_by_one):
     for name in ("a", "b"):
         put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
     apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
                                  "collections": [chunk_collection(size=2), passthrough_collection("copies", "chunks")]})
-    finish = tier_flow.finish_tier
 
-    def broken_finish(batch_id: str, tier_num: int) -> Any:
-        if tier_num == 0:
-            raise RuntimeError("catalog went away")
-        return finish(batch_id, tier_num)
+    file_chunks: list[Chunk] = []
 
-    monkeypatch.setattr(tier_flow, "finish_tier", broken_finish)
-    with pytest.raises(RuntimeError, match="catalog went away"):
-        trigger("flows", "chunks")
+    async def catalog_lost_after_the_first_file(chunk: Chunk) -> BaseException | None:
+        if chunk.tier_num == 0:
+            file_chunks.append(chunk)
+            if len(file_chunks) > 1:
+                return CatalogUnavailableError("catalog unreachable")  # nothing read: the input stays pending
+        return await run_chunk_task(chunk)
+
+    with pytest.raises(CatalogUnavailableError):
+        trigger_with("flows", "chunks", catalog_lost_after_the_first_file)
     # The document tier heard that the file tier closed, processed what it wrote and closed; the
-    # batch failed with the file tier's error.
+    # batch failed with the file tier's error, transient, to be resumed.
     view = only_batch_view()
-    # What failed is named by its kind only: its text (SQL, hosts) stays in the run's log.
-    assert view["status"] == "FAILED" and view["error_summary"]["message"].startswith("unexpected RuntimeError")
-    assert "catalog went away" not in str(view)
+    summary = view["error_summary"]
+    assert view["status"] == "FAILED" and summary["resumable"] and summary["pending_inputs"] == 1, summary
     tier0, tier1 = view["tier_tasks"]
-    assert tier0["inputs_succeeded"] == 0 and tier0["completed_at"] is None  # its close is what failed
-    assert (tier1["status"], tier1["inputs_succeeded"], tier1["documents_written"]) == ("COMPLETED", 2, 2)
+    assert tier0["completed_at"] is None  # it failed instead of closing
+    assert (tier1["status"], tier1["inputs_succeeded"], tier1["documents_written"]) == ("COMPLETED", 1, 1)
 
 
-@pytest.mark.timeout(120)
-def test_a_tier_failing_before_its_body_runs_still_lets_the_tier_below_close(flows, tmp_path, monkeypatch):
-    # Nothing in the file tier's body runs, so nothing there closes its feed: the trigger must,
-    # or the document tier waits for the file tier's start for ever (the timeout fails the test).
-    put_text(flows, "notes/a.txt", "a1 a2")
-    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
-                                 "collections": [chunk_collection(size=2), passthrough_collection("copies", "chunks")]})
-    run_tier = tier_flow._run_tier
+def _plan(tiers: int) -> BatchPlan:
+    return BatchPlan(batch_id="btch_x", namespace_id="ns_x", collection_id="col_0", source_type="collection",
+                     source_bucket_ids=[], source_collection_ids=["col_up"],
+                     tiers=[[f"col_{n}"] for n in range(tiers)])
 
-    async def no_body_for_the_root(batch_id: str, tier_num: int, *rest: Any) -> Any:
-        if tier_num == 0:
-            raise RuntimeError("tier 0 never began")
-        return await run_tier(batch_id, tier_num, *rest)
 
-    monkeypatch.setattr(tier_flow, "_run_tier", no_body_for_the_root)
-    with pytest.raises(RuntimeError, match="tier 0 never began"):
-        trigger("flows", "chunks")
-    view = only_batch_view()
-    assert view["status"] == "FAILED" and view["error_summary"]["message"].startswith("unexpected RuntimeError")
-    assert view["tier_tasks"][1]["status"] == "COMPLETED"
+class _TiersWithoutPrefect(BatchPipeline):
+    """A pipeline whose tier runs are plain coroutines: each arrives at the start line, waits
+    there, hears its parent and reads its inbox to the end. Tier `broken` fails before its body."""
+
+    def __init__(self, tiers: int, broken: int | None = None) -> None:
+        super().__init__(_plan(tiers), 1, task_id="run_trigger", discover=False)
+        self.broken = broken
+        self.heard: dict[int, tuple[str | None, bool]] = {}
+        self.called_after_the_tier_above_arrived: list[bool] = []
+
+    async def tier_run(self, tier_num: int) -> dict[str, Any]:
+        self.called_after_the_tier_above_arrived.append(tier_num == 0 or self.line.has_arrived(tier_num - 1))
+        await _turns()  # its run is being created
+        if tier_num == self.broken:
+            raise RuntimeError(f"tier {tier_num} never began")
+        ports = self.ports(tier_num)
+        parent = None if ports.inbox is None else await ports.inbox.parent()
+        if ports.outbox is not None:
+            ports.outbox.started(f"run_tier_{tier_num}")
+        self.line.arrive(tier_num)
+        await self.line.wait()
+        if ports.inbox is not None:
+            async for _ in ports.inbox.handoffs():
+                pass
+            self.heard[tier_num] = (parent, ports.inbox.failed)
+        if ports.outbox is not None:
+            ports.outbox.close()
+        return {"tier": tier_num}
+
+
+def test_a_tier_failing_before_its_body_runs_still_lets_the_tiers_below_close():
+    # Nothing in the file tier's body runs, so nothing there closes its outbox: the pipeline
+    # must, or the tier below waits for the file tier's start for ever.
+    async def scenario() -> _TiersWithoutPrefect:
+        pipeline = _TiersWithoutPrefect(3, broken=0)
+        with pytest.raises(RuntimeError, match="tier 0 never began"):
+            await asyncio.wait_for(pipeline.run(), WAIT_SECONDS)
+        return pipeline
+
+    assert asyncio.run(scenario()).heard == {1: (None, True), 2: ("run_tier_1", False)}
+
+
+def test_each_tier_run_is_created_once_the_tier_above_has_its_own():
+    # Runs created at once collide in Prefect's API on SQLite, which refuses one of them (503)
+    # until a retry: tier n's run is created only after tier n - 1 arrived at the start line.
+    async def scenario() -> _TiersWithoutPrefect:
+        pipeline = _TiersWithoutPrefect(4)
+        await asyncio.wait_for(pipeline.run(), WAIT_SECONDS)
+        return pipeline
+
+    pipeline = asyncio.run(scenario())
+    assert pipeline.called_after_the_tier_above_arrived == [True] * 4
+    assert pipeline.heard == {n: (f"run_tier_{n - 1}", False) for n in (1, 2, 3)}
 
 
 def test_chunk_cutter_cuts_full_chunks_per_collection():
@@ -139,96 +180,136 @@ def test_a_collections_first_chunk_is_small_so_its_documents_come_early():
     assert [i for _, c in chunks for i in c] == ids
 
 
-def test_leaving_the_feeds_wakes_a_tier_still_waiting_on_its_upstream():
-    # A cancelled run leaves the trigger without its tiers closing their feeds: the reader
-    # waiting in a thread must still be woken, or the process could not exit.
-    async def scenario() -> list[tuple[str, list[str]]]:
-        heard: list[tuple[str, list[str]]] = []
-        first = asyncio.Event()
+def test_a_link_is_bounded_and_closing_either_end_releases_the_other():
+    async def scenario() -> None:
+        link = Link(2)
+        for n in range(2):
+            await link.send(Handoff("col_a", [f"doc_{n}"]))
+        blocked = asyncio.create_task(link.send(Handoff("col_a", ["doc_2"])))
+        await asyncio.sleep(0)  # one turn of the loop: the sender runs up to its wait
+        assert not blocked.done()  # full: the sender waits for the tier below
+        received = link.handoffs()
+        assert (await received.__anext__()).input_ids == ["doc_0"]
+        await asyncio.wait_for(blocked, WAIT_SECONDS)  # room again
+        # From a task runner thread, a sender blocks until the tier below stops listening.
+        sender = threading.Thread(target=link.send_from_thread, args=(Handoff("b", ["obj_1"]),))
+        sender.start()
+        await asyncio.sleep(0)
+        link.stop_listening()
+        await asyncio.wait_for(asyncio.to_thread(sender.join), WAIT_SECONDS)
 
-        async def read(feed: TierFeed) -> None:
-            async for item in feed.batches():
-                heard.append(item)
-                first.set()
+        closed = Link(2)
+        reader = asyncio.create_task(_read_all(closed))
+        await closed.send(Handoff("col_a", ["doc_1"]))
+        closed.close(failed=True)  # a reader waiting for more is woken, and learns it failed
+        assert await asyncio.wait_for(reader, WAIT_SECONDS) == [["doc_1"]]
+        assert closed.failed and await closed.parent() is None
 
-        with batch_feeds("btch_x", 2, from_discovery=False):
-            feed = feed_into("btch_x", 1)
-            assert feed is not None and feed_into("btch_x", 0) is None
-            reader = asyncio.create_task(read(feed))
-            feed.ready("col_a", ["doc_1"])
-            await asyncio.wait_for(first.wait(), WAIT_SECONDS)  # the reader now waits for more
-        await asyncio.wait_for(reader, WAIT_SECONDS)
-        assert feed_into("btch_x", 1) is None
-        return heard
-
-    assert asyncio.run(scenario()) == [("col_a", ["doc_1"])]
-
-
-class _ChunkRun:
-    """What `_ChunkRuns` uses of a submitted chunk task: it ends (in that state) when told to."""
-
-    def __init__(self, state: State | None = None) -> None:
-        self.callbacks: list[Any] = []
-        self.state: State = state or Completed(data={})
-
-    def add_done_callback(self, callback: Any) -> None:
-        self.callbacks.append(callback)
-
-    def end(self) -> None:
-        for callback in self.callbacks:
-            callback(self)
-
-    def result(self, raise_on_failure: bool = True) -> Any:
-        return self.state.result(raise_on_failure=raise_on_failure)
+    asyncio.run(scenario())
 
 
-@pytest.fixture
-def chunk_tickets() -> list[int]:
-    return []
+async def _read_all(link: Link) -> list[list[str]]:
+    return [handoff.input_ids async for handoff in link.handoffs()]
 
 
-@pytest.fixture
-def chunk_tasks(monkeypatch: pytest.MonkeyPatch, chunk_tickets: list[int]) -> list[tuple[list[str], _ChunkRun]]:
-    """The chunks a `_ChunkRuns` submits, as (input ids, run), without Prefect or a catalog; their
-    places in the I/O pool's line go to `chunk_tickets`."""
-    submitted: list[tuple[list[str], _ChunkRun]] = []
+class _FakeChunks:
+    """A chunk runner that ends each chunk when the test says, in that outcome."""
 
-    class _Task:
-        @staticmethod
-        def submit(batch_id: str, collection_id: str, tier_num: int, input_ids: quote[list[str]],
-                   generation: int, io_ticket: int) -> _ChunkRun:
-            chunk_tickets.append(io_ticket)
-            submitted.append((input_ids.unquote(), _ChunkRun()))
-            return submitted[-1][1]
+    def __init__(self) -> None:
+        self.started: list[Chunk] = []
+        self._ends: dict[tuple[str, ...], asyncio.Future[BaseException | None]] = {}
 
-    monkeypatch.setattr(tier_flow, "process_chunk", _Task)
-    monkeypatch.setattr(tier_flow, "reach_tier", lambda **_: None)
-    return submitted
+    async def __call__(self, chunk: Chunk) -> BaseException | None:
+        self.started.append(chunk)
+        ended = self._ends[tuple(chunk.input_ids)] = asyncio.get_running_loop().create_future()
+        return await ended
 
+    def end(self, *input_ids: str, error: BaseException | None = None) -> None:
+        self._ends[input_ids].set_result(error)
 
-def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that_failed(chunk_tasks):
-    # A tier of a million inputs must not hold every id it ever submitted until it closes; the
-    # ids of a failed chunk are kept, to be marked failed in the ledger.
-    feed = TierFeed()
-    runs = tier_flow._ChunkRuns("btch_x", 0, 2, feed, limit=4, generation=1)
-    runs.add("col_a", ["obj_1", "obj_2", "obj_3"])  # the first two are a chunk
-    [(_, ok)] = chunk_tasks
-    ok.end()
-    runs.flush_if_idle()  # the third goes alone, nothing running
-    (_, bad) = chunk_tasks[1]
-    bad.state = Failed(data=RuntimeError("lost"))
-    bad.end()
-    assert [ids for _, ids, _ in runs.runs.values()] == [["obj_3"]]
-    # The tier below hears of both: what the failed chunk wrote before failing may be there.
-    assert list(feed._ready) == [("col_a", ["obj_1", "obj_2"]), ("col_a", ["obj_3"])]
+    def ids(self) -> list[list[str]]:
+        return [chunk.input_ids for chunk in self.started]
 
 
-def test_each_chunk_takes_its_place_for_reads_when_the_tier_submits_it(chunk_tasks, chunk_tickets):
-    # Their threads may reach their reads in any order; the pool serves them in this one.
-    runs = tier_flow._ChunkRuns("btch_x", 0, 20, None, limit=8, generation=1)
-    runs.add("col_a", [f"obj_{n}" for n in range(62)])  # a first chunk of 2, then three of 20
-    assert [len(ids) for ids, _ in chunk_tasks] == [2, 20, 20, 20]
-    assert chunk_tickets == sorted(set(chunk_tickets))
+def _tier_chunks(runner: _FakeChunks, *, size: int, limit: int, outbox: Link | None = None) -> TierChunks:
+    ports = TierPorts(batch_id="btch_x", tier_num=1, generation=1, run_chunk=runner, line=StartLine(2),
+                      outbox=outbox)
+    return TierChunks(ports, size, limit, reached=True)  # no batch in a catalog to mark reached
+
+
+async def _turns(count: int = 3) -> None:
+    """Let the loop run the chunks' coroutines up to their next wait."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_a_tier_forgets_the_inputs_of_chunks_that_succeeded_and_keeps_those_that_failed():
+    # A tier of a million inputs must not hold every id it ever ran until it closes; the ids of
+    # a failed chunk are kept, to be marked failed in the ledger.
+    async def scenario() -> None:
+        runner, below = _FakeChunks(), Link(8)
+        chunks = _tier_chunks(runner, size=2, limit=4, outbox=below)
+        await chunks.add("col_a", ["obj_1", "obj_2", "obj_3"])  # the first two are a chunk
+        await _turns()
+        runner.end("obj_1", "obj_2")
+        await _turns()
+        await chunks.flush_if_idle()  # the third goes alone, nothing running
+        await _turns()
+        runner.end("obj_3", error=RuntimeError("lost"))
+        await _turns()
+        assert [(f.input_ids, str(f.error)) for f in chunks.failures] == [(["obj_3"], "lost")]
+        below.close()
+        # The tier below hears of both: what the failed chunk wrote before failing may be there.
+        assert await _read_all(below) == [["obj_1", "obj_2"], ["obj_3"]]
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_one():
+    async def scenario() -> None:
+        runner = _FakeChunks()
+        chunks = _tier_chunks(runner, size=100, limit=2)  # first chunk 10, then 100
+        await chunks.add("col_a", ["d1", "d2", "d3"])
+        await _turns()
+        assert runner.started == []
+        await chunks.flush_if_idle()  # nothing runs: the three go now, not when ten have come
+        await _turns()
+        assert runner.ids() == [["d1", "d2", "d3"]]
+        await chunks.add("col_a", ["d4", "d5"])
+        await chunks.flush_if_idle()  # a chunk runs: these wait to fill a chunk
+        await _turns()
+        assert len(runner.started) == 1
+        runner.end("d1", "d2", "d3")
+        await _turns()
+        await chunks.flush_if_idle()
+        await _turns()
+        assert runner.ids() == [["d1", "d2", "d3"], ["d4", "d5"]]
+
+    asyncio.run(scenario())
+
+
+def test_a_full_tier_waits_for_room_and_an_ended_chunk_keeps_its_place_until_handed_off():
+    async def scenario() -> None:
+        runner, below = _FakeChunks(), Link(1)
+        chunks = _tier_chunks(runner, size=1, limit=2, outbox=below)
+        await chunks.add("col_a", ["d1"])
+        await asyncio.wait_for(chunks.room(), WAIT_SECONDS)  # one of two running: room
+        await chunks.add("col_a", ["d2"])
+        await _turns()
+        waiting = asyncio.create_task(chunks.room())
+        await _turns()
+        assert not waiting.done()
+        runner.end("d1")
+        await asyncio.wait_for(waiting, WAIT_SECONDS)  # d1 went below: room
+        runner.end("d2")
+        await _turns()
+        assert chunks.running == 1  # d2 ended, but the link below is full: it keeps its place
+        received = below.handoffs()
+        assert (await received.__anext__()).input_ids == ["d1"]
+        await _turns()
+        assert chunks.running == 0
+
+    asyncio.run(scenario())
 
 
 def test_the_collector_is_set_once_per_process(monkeypatch):
@@ -246,85 +327,39 @@ def test_the_collector_is_set_once_per_process(monkeypatch):
         gc.set_threshold(*before)
 
 
-def test_an_idle_tier_starts_on_a_partial_chunk_and_a_busy_one_waits_for_a_full_one(chunk_tasks):
-    runs = tier_flow._ChunkRuns("btch_x", 1, 100, None, limit=2, generation=1)  # first chunk 10, then 100
-    runs.add("col_a", ["d1", "d2", "d3"])
-    assert chunk_tasks == []
-    runs.flush_if_idle()  # nothing runs: the three go now, not when ten have come
-    assert [ids for ids, _ in chunk_tasks] == [["d1", "d2", "d3"]]
-    runs.add("col_a", ["d4", "d5"])
-    runs.flush_if_idle()  # a chunk runs: these wait to fill a chunk
-    assert len(chunk_tasks) == 1
-    chunk_tasks[0][1].end()
-    runs.flush_if_idle()
-    assert [ids for ids, _ in chunk_tasks] == [["d1", "d2", "d3"], ["d4", "d5"]]
-
-
-def test_a_full_tier_waits_for_room_until_a_runner_thread_ends_a_chunk(chunk_tasks):
-    async def scenario() -> None:
-        runs = tier_flow._ChunkRuns("btch_x", 1, 1, None, limit=2, generation=1)
-        runs.add("col_a", ["d1"])
-        await asyncio.wait_for(runs.room(), WAIT_SECONDS)  # one of two submitted: room
-        runs.add("col_a", ["d2"])
-        waiting = asyncio.create_task(runs.room())
-        await asyncio.sleep(0)  # one turn of the loop: the task runs up to its wait
-        assert not waiting.done()
-        ender = threading.Thread(target=chunk_tasks[0][1].end)  # as a task runner thread would
-        ender.start()
-        await asyncio.wait_for(waiting, WAIT_SECONDS)
-        ender.join()
-
-    asyncio.run(scenario())
-
-
-def test_a_tier_slower_than_the_one_above_takes_its_feed_only_as_it_has_room(flows, tmp_path, monkeypatch, one_by_one):
-    # Chunks of one input, one running at a time per tier, so a tier keeps at most two submitted
-    # before it takes more from its feed; each file makes three documents, three chunks at most
-    # per take. The document tier's first chunk holds until that tier waits for room, or (with
-    # no bound) until it has taken every file's documents: unbounded, it would then hold 24.
+def test_a_tier_slower_than_the_one_above_takes_its_inbox_only_as_it_has_room(flows, tmp_path, one_by_one):
+    # Chunks of one input, one running at a time per tier, so the document tier keeps two
+    # running before it takes more from its inbox; each file makes three documents, three chunks
+    # at most per take. The document tier's chunks hold until the file tier has run every file:
+    # a tier that took without room would by then run 24 at once.
     files = 8
     for n in range(files):
         put_text(flows, f"notes/{n}.txt", f"w{n}a w{n}b w{n}c")
     apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
                                  "collections": [chunk_collection(size=1), passthrough_collection("copies", "chunks")]})
-    most_submitted = 0
-    full = threading.Event()
-    selected: list[list[str]] = []
-    submit, room, select, run_chunk = (tier_flow._ChunkRuns._submit, tier_flow._ChunkRuns.room,
-                                       tier_flow.select_new_inputs, tasks.chunks.run_chunk)
+    files_done = asyncio.Event()
+    file_chunks_ended = 0
+    running = most_running = 0
 
-    def counting_submit(self: Any, collection_id: str, input_ids: list[str]) -> None:
-        nonlocal most_submitted
-        submit(self, collection_id, input_ids)
-        if self.tier_num == 1:
-            with self._lock:
-                most_submitted = max(most_submitted, self._running)
+    async def counted(chunk: Chunk) -> BaseException | None:
+        nonlocal file_chunks_ended, running, most_running
+        if chunk.tier_num == 0:
+            error = await run_chunk_task(chunk)
+            file_chunks_ended += 1
+            if file_chunks_ended == files:
+                files_done.set()
+            return error
+        running += 1
+        most_running = max(most_running, running)
+        try:
+            await asyncio.wait_for(files_done.wait(), WAIT_SECONDS)
+            return await run_chunk_task(chunk)
+        finally:
+            running -= 1
 
-    async def watched_room(self: Any) -> None:
-        if self.tier_num == 1 and self._running >= self.limit:
-            full.set()
-        await room(self)
+    response = trigger_with("flows", "chunks", counted)
 
-    def counting_select(**kwargs: Any) -> Any:
-        added = select(**kwargs)
-        if kwargs["tier_num"] == 1:
-            selected.append(kwargs["source_ids"])
-            if len(selected) == files:
-                full.set()
-        return added
-
-    def gated(**kwargs: Any) -> Any:
-        if kwargs["tier_num"] == 1:
-            assert full.wait(WAIT_SECONDS), "the document tier neither filled up nor took every file"
-        return run_chunk(**kwargs)
-
-    monkeypatch.setattr(tier_flow._ChunkRuns, "_submit", counting_submit)
-    monkeypatch.setattr(tier_flow._ChunkRuns, "room", watched_room)
-    monkeypatch.setattr(tier_flow, "select_new_inputs", counting_select)
-    monkeypatch.setattr(tasks.chunks, "run_chunk", gated)
-    response = trigger("flows", "chunks")
-
-    assert most_submitted <= 2 - 1 + 3
+    assert 2 <= most_running <= 2 - 1 + 3
     view = batch_view(response["batch_id"])
     assert view["status"] == "COMPLETED", view["error_summary"]
     assert [t["documents_written"] for t in view["tier_tasks"]] == [3 * files, 3 * files]
@@ -337,7 +372,7 @@ def test_the_start_line_opens_once_every_tier_has_arrived_or_the_batch_ends():
         waiting = asyncio.create_task(line.wait())
         line.arrive(0)
         line.arrive(0)  # a tier that arrives twice (its subflow failed after its start) counts once
-        await asyncio.sleep(0)
+        await _turns()
         assert not waiting.done()
         line.arrive(1)
         await asyncio.wait_for(waiting, WAIT_SECONDS)
@@ -348,79 +383,26 @@ def test_the_start_line_opens_once_every_tier_has_arrived_or_the_batch_ends():
     asyncio.run(scenario())
 
 
-def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path, monkeypatch):
+def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path):
     # Prefect's API on SQLite refuses to create a subflow's run while chunk task runs keep it
-    # writing, so the file tier waits at the start line until the document tier's run exists.
-    # The document tier's body is held until the file tier waits there; with no line the file
-    # tier would go on to run a chunk, which releases it and is recorded.
-    put_text(flows, "notes/a.txt", "a1 a2 a3")
-    apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
-                                 "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks")]})
-    release = threading.Event()
-    early: list[int] = []
-    tier_1_began = threading.Event()
-    wait, run_tier, run_chunk = StartLine.wait, tier_flow._run_tier, tasks.chunks.run_chunk
-
-    async def watched_wait(self: StartLine) -> None:
-        release.set()
-        await wait(self)
-
-    async def held_document_tier(batch_id: str, tier_num: int, *rest: Any) -> Any:
-        if tier_num == 1:
-            assert await asyncio.to_thread(release.wait, WAIT_SECONDS), "nothing waited, nothing ran"
-            tier_1_began.set()
-        return await run_tier(batch_id, tier_num, *rest)
-
-    def watched_chunk(**kwargs: Any) -> Any:
-        if not tier_1_began.is_set():
-            early.append(kwargs["tier_num"])
-            release.set()
-        return run_chunk(**kwargs)
-
-    monkeypatch.setattr(StartLine, "wait", watched_wait)
-    monkeypatch.setattr(tier_flow, "_run_tier", held_document_tier)
-    monkeypatch.setattr(tasks.chunks, "run_chunk", watched_chunk)
-    response = trigger("flows", "chunks")
-
-    assert early == []
-    view = batch_view(response["batch_id"])
-    assert view["status"] == "COMPLETED", view["error_summary"]
-    assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1]
-
-
-def test_each_tier_run_is_created_once_the_tier_above_has_its_own(flows, tmp_path, monkeypatch):
-    # Runs created at once collide in Prefect's API on SQLite, which refuses one of them (503)
-    # until a retry: tier n's subflow is called only after tier n - 1 arrived at the start line.
+    # writing, so no tier runs a chunk before every tier's run exists (and has started). The
+    # third tier's run is created two runs after the file tier's: without the line, the file
+    # tier's first chunk would come first.
     put_text(flows, "notes/a.txt", "a1 a2 a3")
     apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
                                  "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks"),
                                                  passthrough_collection("copies2", "copies")]})
-    events: list[tuple[str, int]] = []
-    arrive, process_tier = StartLine.arrive, trigger_flow.process_tier
+    tiers_without_a_run: list[int] = []
 
-    def recorded_arrive(self: StartLine, tier_num: int) -> None:
-        events.append(("arrived", tier_num))
-        arrive(self, tier_num)
+    async def watched(chunk: Chunk) -> BaseException | None:
+        view = await off_loop(batch_view, chunk.batch_id)
+        tiers_without_a_run.extend(t["tier_num"] for t in view["tier_tasks"] if t["task_id"] is None)
+        return await run_chunk_task(chunk)
 
-    class RecordedTier:
-        """`process_tier`, noting when each tier's subflow is called (its run is created then)."""
-
-        def with_options(self, **options: Any) -> Any:
-            subflow = process_tier.with_options(**options)
-
-            async def call(batch_id: str, tier_num: int, *rest: Any) -> Any:
-                events.append(("called", tier_num))
-                return await subflow(batch_id, tier_num, *rest)
-            return call
-
-    monkeypatch.setattr(StartLine, "arrive", recorded_arrive)
-    monkeypatch.setattr(trigger_flow, "process_tier", RecordedTier())
-    view = batch_view(trigger("flows", "chunks")["batch_id"])
-
+    view = batch_view(trigger_with("flows", "chunks", watched)["batch_id"])
+    assert tiers_without_a_run == []
     assert view["status"] == "COMPLETED", view["error_summary"]
     assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1, 1]
-    for tier_num in (1, 2):
-        assert events.index(("called", tier_num)) > events.index(("arrived", tier_num - 1)), events
 
 
 @pytest.mark.timeout(180)

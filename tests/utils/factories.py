@@ -61,6 +61,23 @@ def trigger(namespace: str, collection: str, **request: Any) -> dict[str, Any]:
     return asyncio.run(trigger_collection(namespace, collection, TriggerRequest(**request)))
 
 
+def trigger_with(namespace: str, collection: str, run_chunk: Any, **request: Any) -> dict[str, Any]:
+    """Run a trigger in this process whose chunks go through `run_chunk` (a `ChunkRunner`, say one
+    that wraps `flows.chunk_tasks.run_chunk_task`); its response."""
+    from prefect import flow
+
+    from flows.clients import shared_prefect_client
+    from flows.trigger import run_batch
+    from tierflow.models.trigger import TriggerRequest
+
+    @flow(name="trigger-collection", flow_run_name=f"trigger-{collection}")
+    async def trigger_collection() -> dict[str, Any]:
+        with shared_prefect_client():
+            return await run_batch(namespace, collection, TriggerRequest(**request), run_chunk=run_chunk)
+
+    return asyncio.run(trigger_collection())
+
+
 def only_batch_view() -> dict[str, Any]:
     """The view of the catalog's one batch: for a trigger that raised instead of answering with
     its batch id."""

@@ -8,13 +8,14 @@ each input's outcome, committed together with the documents of its chunk.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.engine import open_session, rows_changed
 from tierflow.catalog.grouped import update_grouped
+from tierflow.catalog.rows import BatchRow, TierRow
 from tierflow.catalog.schema import batch_inputs, batch_runs, batches, tier_tasks
 from tierflow.errors import NotFoundError, TerminalError
 from tierflow.models.status import Status
@@ -67,18 +68,20 @@ def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any
     )
 
 
-def get_batch(session: Session, *, batch_id: str) -> dict[str, Any]:
+def get_batch(session: Session, *, batch_id: str) -> BatchRow:
+    """The batch's row; NotFoundError if there is none."""
     row = session.execute(select(batches).where(batches.c.batch_id == batch_id)).mappings().first()
     if row is None:
         raise NotFoundError("batch", batch_id)
-    return dict(row)
+    return cast(BatchRow, dict(row))
 
 
-def get_tiers(session: Session, *, batch_id: str) -> list[dict[str, Any]]:
+def get_tiers(session: Session, *, batch_id: str) -> list[TierRow]:
+    """The batch's tiers, in order."""
     rows = session.execute(
         select(tier_tasks).where(tier_tasks.c.batch_id == batch_id).order_by(tier_tasks.c.tier_num)
     ).mappings()
-    return [dict(r) for r in rows]
+    return [cast(TierRow, dict(r)) for r in rows]
 
 
 _MANIFEST_COLUMNS = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
@@ -266,11 +269,11 @@ def run_ids(session: Session, *, batch_id: str) -> list[str]:
     return list(dict.fromkeys(i for i in [batch["task_id"], *runs, *tiers] if i))
 
 
-def find_by_task(session: Session, *, task_id: str) -> tuple[dict[str, Any], int | None] | None:
+def find_by_task(session: Session, *, task_id: str) -> tuple[BatchRow, int | None] | None:
     """(batch, tier number) of a task id: a trigger, retry or resume run (tier None) or a tier's run."""
     batch = session.execute(select(batches).where(batches.c.task_id == task_id)).mappings().first()
     if batch is not None:
-        return dict(batch), None
+        return cast(BatchRow, dict(batch)), None
     run = session.execute(select(batch_runs.c.batch_id).where(batch_runs.c.task_id == task_id)).first()
     if run is not None:
         return get_batch(session, batch_id=run.batch_id), None

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.records import object_field, object_record
-from tierflow.catalog.schema import objects
+from tierflow.catalog.schema import object_events, objects
 from tierflow.catalog.upsert import upsert_rows
 from tierflow.filters import Node, compile_filter
 from tierflow.timestamps import now_text
@@ -66,3 +66,31 @@ def list_objects(
         select(objects).where(condition).order_by(objects.c.key, objects.c.object_id).limit(limit).offset(offset)
     ).mappings()
     return [object_record(dict(r)) for r in rows], int(total)
+
+
+def delete_objects(session: Session, *, object_ids: Sequence[str]) -> None:
+    """Delete these objects' rows (their documents are `derived.delete_derived`'s to delete)."""
+    ids = list(object_ids)
+    for start in range(0, len(ids), 5000):  # bound the statement's parameters
+        session.execute(objects.delete().where(objects.c.object_id.in_(ids[start:start + 5000])))
+
+
+def listed_keys(session: Session, *, bucket_id: str) -> list[tuple[str, str]]:
+    """(object id, key) of the bucket's objects that have a key (those a listing registered, or
+    registered through the API with one)."""
+    rows = session.execute(select(objects.c.object_id, objects.c.key)
+                           .where(objects.c.bucket_id == bucket_id, objects.c.key.is_not(None)))
+    return [(object_id, key) for object_id, key in rows]
+
+
+def applied_sequencers(session: Session, *, object_ids: Sequence[str]) -> dict[str, str]:
+    """The sequencer of the last S3 event applied to each of these objects that has one."""
+    rows = session.execute(select(object_events.c.object_id, object_events.c.sequencer)
+                           .where(object_events.c.object_id.in_(list(object_ids))))
+    return {object_id: sequencer for object_id, sequencer in rows}
+
+
+def record_events(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
+    """Remember the last event applied to each object (`object_id`, `sequencer`, `removed`,
+    `updated_at`), so a replayed or older event is ignored."""
+    upsert_rows(session, object_events, rows, keys=["object_id"], update=["sequencer", "removed", "updated_at"])

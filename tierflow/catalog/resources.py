@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Table, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.engine import rows_changed
 from tierflow.catalog.schema import batches, buckets, collections, documents, namespaces, objects
 from tierflow.errors import BadRequestError, NotFoundError
 from tierflow.ids import new_id
@@ -170,3 +171,16 @@ def delete_bucket(session: Session, *, bucket_id: str) -> None:
 def delete_collection(session: Session, *, collection_id: str) -> None:
     """Delete a collection and its documents."""
     session.execute(delete(collections).where(collections.c.collection_id == collection_id))
+
+
+def synced_buckets(session: Session) -> list[dict[str, Any]]:
+    """Every bucket listed on a schedule (`sync` set), as stored."""
+    return [dict(row) for row in session.execute(select(buckets).where(buckets.c.sync.is_not(None))).mappings()]
+
+
+def claim_sync(session: Session, *, bucket_id: str, last_before: str, now: str) -> bool:
+    """Set the bucket's `synced_at` to `now` if it was last listed before `last_before` (or never):
+    whether this caller got it. A compare-and-set, so of several servers one gets it."""
+    return bool(rows_changed(session, update(buckets).where(
+        buckets.c.bucket_id == bucket_id,
+        or_(buckets.c.synced_at.is_(None), buckets.c.synced_at <= last_before)).values(synced_at=now)))
