@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from api.errors import install_error_handlers
 from api.limits import BodyLimit
 from api.models import ErrorResponse
-from api.routes import batches, buckets, collections, health, namespaces
+from api.routes import batches, buckets, collections, health, namespaces, webhooks
 
 _ERRORS = {status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 500)}
 
@@ -22,7 +22,7 @@ def create_app() -> FastAPI:
                     "named by `X-Namespace` (or `?namespace=`).",
         responses=_ERRORS,
     )
-    for module in (health, namespaces, buckets, collections, batches):
+    for module in (health, namespaces, buckets, collections, batches, webhooks):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tierflow.models.definitions import FeatureExtractorSpec, StorageBinding, UniqueKey
 from tierflow.models.status import Status
+from tierflow.models.trigger import TriggerRequest
 
 T = TypeVar("T")
 
@@ -131,6 +132,16 @@ class Document(BaseModel):
     collection_id: str
 
 
+class TierProgress(BaseModel):
+    """How far a tier is, from counters its commits keep (a few row reads, never a count)."""
+
+    processed: int = Field(description="Inputs ended so far: succeeded, failed or skipped.")
+    total: int = Field(description="Inputs known so far.")
+    total_final: bool = Field(description="Whether `total` is final: discovery or the tier above has closed.")
+    rate_per_second: float = Field(description="Inputs ended per second since the tier began.")
+    eta_seconds: float | None = Field(description="Seconds left at that rate; null until it can be estimated.")
+
+
 class TierTask(BaseModel):
     tier_num: int
     task_id: str | None
@@ -151,6 +162,7 @@ class TierTask(BaseModel):
     inputs_succeeded: int
     inputs_failed: int
     inputs_skipped: int
+    progress: TierProgress | None = Field(default=None, description="Live progress (tierflow's addition).")
 
 
 class Batch(BaseModel):
@@ -185,6 +197,8 @@ class Batch(BaseModel):
         "redone because their collection's settings changed (stale), objects deleted.")
     deleted_count: int = Field(default=0,
                                description="Objects this batch found gone and deleted, with their documents.")
+    last_activity_at: str | None = Field(default=None, description="When an input last ended, or the batch changed.")
+    stalled: bool = Field(default=False, description="Running, with nothing ended for TIERFLOW_STALL_SECONDS.")
 
 
 class Task(BaseModel):
@@ -230,3 +244,52 @@ class ErrorResponse(BaseModel):
     success: Literal[False] = False
     status: int
     error: ErrorDetail
+
+
+class WebhookRequest(Strict):
+    url: str = Field(max_length=2048, description="Where to POST events: http(s), public addresses only.")
+    events: list[Literal["batch.completed", "batch.completed_with_errors", "batch.failed", "batch.canceled",
+                         "tier.completed"]] = Field(min_length=1, max_length=5, description="Which events to send.")
+    secret: str | None = Field(default=None, min_length=16, max_length=255,
+                               description="The HMAC-SHA256 key of X-Tierflow-Signature; made up when absent.")
+
+
+class Webhook(BaseModel):
+    webhook_id: str
+    namespace_id: str
+    url: str
+    events: list[str]
+    created_at: str
+    secret: str | None = Field(default=None, description="Shown once, in the answer that created the webhook.")
+
+
+class WebhookDelivery(BaseModel):
+    event_id: str
+    type: str
+    attempt: int
+    attempted_at: str
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    delivered_at: str | None
+    gave_up_at: str | None
+
+
+class TriggerBody(TriggerRequest):
+    """The trigger request, and whether to only say what it would do."""
+
+    dry_run: bool = Field(default=False, description="Answer 200 with what the trigger would do; do none of it.")
+
+
+class DryRun(BaseModel):
+    dry_run: bool = True
+    collection_id: str
+    tiers: list[dict[str, Any]] = Field(description="Each tier's number and collection ids.")
+    objects: dict[str, int] = Field(description="The listing, classed as discovery would: listed, new, changed, "
+                                              "unchanged, and deleted (found gone, where deletions are reconciled).")
+    selected: dict[str, int] = Field(description="Objects the filters select, by action: new, changed and unchanged "
+                                               "(processed), skipped (`dedup_strategy: skip`, already current).")
+    inputs_to_process: int
+    bytes_to_read: int
+    expected_documents: list[int | None] = Field(
+        description="Documents each tier would write, from each collection's history (null: no history).")

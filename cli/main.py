@@ -90,25 +90,52 @@ def trigger(
     dedup_strategy: Annotated[
         str | None, typer.Option(help="skip | replace | force (see the README's 'Failures and retries').")
     ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what the trigger would do.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the result (JSON).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's log lines too.")] = False,
 ) -> None:
-    """Run the trigger flow for COLLECTION and every collection downstream; show the batch."""
+    """Run the trigger flow for COLLECTION and every collection downstream, with a progress bar
+    per tier in a terminal; show the batch."""
+    from cli.progress import BatchBars, quiet_prefect_logs
+    from deployments.operations import prepare_batch
     from deployments.runs import batch_run_ids, wait_until_recorded
     from flows.trigger import trigger_collection
     from tierflow.batch_view import batch_view
+    from tierflow.dry_run import preview_trigger
     from tierflow.models.trigger import TriggerRequest
-    from tierflow.planning import validate_trigger
 
     request = TriggerRequest(
         include_buckets=include_bucket, include_collections=include_collection,
         object_ids=object_id, source_filters=_json_option(filter_json, "--filter"),
         dedup_strategy=dedup_strategy,
     )
-    validate_trigger(namespace=namespace, collection=collection, request=request)
+    if dry_run:
+        print_json(preview_trigger(namespace=namespace, collection=collection, request=request))
+        return
+    parameters, _ = prepare_batch(namespace=namespace, collection=collection, request=request)
+    batch_id = parameters["batch_id"]
     quiet_tracebacks()
-    response = asyncio.run(trigger_collection(namespace, collection, request))
+    if not verbose:
+        quiet_prefect_logs()
+    if quiet or not console.is_terminal:  # bars only where someone watches
+        response = asyncio.run(trigger_collection(**parameters))
+    else:
+        response = asyncio.run(BatchBars(console).follow(batch_id, until=trigger_collection(**parameters)))
     print_json(response)
-    console.print(batch_table(batch_view(response["batch_id"])))
-    wait_until_recorded(batch_run_ids(response["batch_id"]))  # before a temporary Prefect API stops with us
+    if not quiet:
+        console.print(batch_table(batch_view(batch_id)))
+    wait_until_recorded(batch_run_ids(batch_id))  # before a temporary Prefect API stops with us
+
+
+@batch_app.command("watch")
+@friendly_errors
+def batch_watch(batch_id: str) -> None:
+    """Follow a batch with a progress bar per tier until it ends; then show it."""
+    from cli.progress import BatchBars
+    from tierflow.batch_view import batch_view
+
+    asyncio.run(BatchBars(console).follow(batch_id))
+    console.print(batch_table(batch_view(batch_id)))
 
 
 @batch_app.command("show")

@@ -62,20 +62,27 @@ def run_batch(parameters: dict[str, Any], *, reservation: Reservation, via: Via,
     return task_id
 
 
+def prepare_batch(*, namespace: str, collection: str, request: TriggerRequest) -> tuple[dict[str, Any], Reservation]:
+    """Plan a batch and reserve it for its run; (the trigger flow's parameters, the reservation).
+    The batch id is known before the run starts, so the face can follow it."""
+    plan = planning.plan_batch(namespace=namespace, collection=collection, request=request, task_id=None)
+    reservation = reserve(plan.batch_id, statuses=[Status.DRAFT.value], busy=f"batch {plan.batch_id} has started")
+    return ({"namespace": plan.namespace_id, "collection": plan.collection_id,
+             "request": request.model_dump(mode="json", exclude_none=True), "batch_id": plan.batch_id}, reservation)
+
+
 def start_batch(*, namespace_id: str, collection: str, request: TriggerRequest) -> dict[str, Any]:
     """Plan a batch and start its run through the deployment; the contract's trigger answer."""
-    plan = planning.plan_batch(namespace=namespace_id, collection=collection, request=request, task_id=None)
-    reservation = reserve(plan.batch_id, statuses=[Status.DRAFT.value], busy=f"batch {plan.batch_id} has started")
-    task_id = run_batch({"namespace": namespace_id, "collection": plan.collection_id,
-                         "request": request.model_dump(mode="json", exclude_none=True), "batch_id": plan.batch_id},
-                        reservation=reservation, via=Via.DEPLOYMENT)
+    parameters, reservation = prepare_batch(namespace=namespace_id, collection=collection, request=request)
+    task_id = run_batch(parameters, reservation=reservation, via=Via.DEPLOYMENT)
+    batch_id = parameters["batch_id"]
     with open_session(get_settings().database_url) as session:
         if task_id is not None:
             # Only where the run has not set it: the run may already be moving the batch on.
-            catalog_batches.set_task_id(session, batch_id=plan.batch_id, task_id=task_id)
-        batch = catalog_batches.get_batch(session, batch_id=plan.batch_id)
+            catalog_batches.set_task_id(session, batch_id=batch_id, task_id=task_id)
+        batch = catalog_batches.get_batch(session, batch_id=batch_id)
     answer = response_for(batch).model_dump(mode="json")
-    answer["message"] = f"batch {plan.batch_id} submitted: {len(plan.tiers)} tier(s); poll the task or the batch"
+    answer["message"] = f"batch {batch_id} submitted: {batch['total_tiers']} tier(s); poll the task or the batch"
     return answer
 
 

@@ -28,6 +28,7 @@ from prefect.runner import Runner
 
 from deployments.recovery import Sweeper
 from deployments.runs import stop_taking_runs
+from deployments.webhook_delivery import Deliverer
 from flows.trigger import trigger_collection
 from tierflow.settings import get_settings
 
@@ -116,11 +117,13 @@ def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     signal.signal(signal.SIGTERM, runner.handle_sigterm)
     for deployment in build_deployments(namespace=namespace, collection=collection, cron=cron):
         runner.add_deployment(deployment)
-    sweeper = Sweeper()
+    sweeper, deliverer = Sweeper(), Deliverer()
     sweeper.start()
+    deliverer.start()
     try:
         asyncio.run(runner.start())
     except (KeyboardInterrupt, TerminationSignal):
         log.info("shutting down")
     finally:
+        deliverer.stop()
         sweeper.stop()

@@ -131,7 +131,8 @@ class TierChunks:
             if isinstance(failed.error, CatalogUnavailableError):
                 unreachable = failed.error  # nothing of the chunk was read: its inputs stay pending
                 continue
-            await off_loop(fail_inputs, batch_id=self.ports.batch_id, collection_id=failed.collection_id,
+            await off_loop(fail_inputs, batch_id=self.ports.batch_id, tier_num=self.ports.tier_num,
+                           collection_id=failed.collection_id,
                            input_ids=failed.input_ids, error=chunk_error(failed.error, self.ports.tier_num),
                            generation=self.ports.generation)
         if unreachable is not None:
@@ -195,7 +196,7 @@ async def run_tier(ports: TierPorts, *, task_id: str, parent_task_id: str | None
         ports.line.arrive(ports.tier_num)
         await ports.line.wait()  # no chunk before every tier's run exists
         if ports.tier_num > 0:
-            await off_loop(select_inputs, ports.batch_id, ports.tier_num)  # what was written before it began
+            await off_loop(select_inputs, ports.batch_id, ports.tier_num, final=False)  # written before it began
         await _start_pending(chunks)
         if ports.inbox is not None:
             await _follow(ports.inbox, chunks)

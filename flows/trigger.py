@@ -9,10 +9,11 @@ and publishes a summary artifact.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import acreate_markdown_artifact
+from prefect.artifacts import acreate_markdown_artifact, acreate_progress_artifact, aupdate_progress_artifact
 from prefect.runtime import flow_run
 
 from flows.chunk_tasks import ChunkRunner, run_chunk_task
@@ -26,6 +27,7 @@ from tierflow.leases import Lease
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import BatchPlan
 from tierflow.process import configure_process, tune_collector
+from tierflow.progress import batch_percent
 from tierflow.summary import batch_markdown
 
 
@@ -75,16 +77,22 @@ async def run_batch(namespace: str, collection: str, request: TriggerRequest, ba
     loop = asyncio.get_running_loop()
     lease.keep(lost=lambda: loop.call_soon_threadsafe(work.cancel))
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
+    finished = asyncio.Event()
+    reporter = asyncio.ensure_future(_report_progress(plan.batch_id, finished))
     try:
         await work
     except Exception as error:
+        reporter.cancel()
         lease.stop()
         await off_loop(finish_batch, plan.batch_id, failure=public_message(error), transient=is_transient(error),
                        run_id=task_id)  # the run's log has the whole error
         raise
     except BaseException:
+        reporter.cancel()
         lease.abandon()
         raise
+    finished.set()
+    await reporter  # one last update: the UI shows where the batch ended
     lease.stop()
     response = await off_loop(finish_batch, plan.batch_id, run_id=task_id)
     await acreate_markdown_artifact(
@@ -94,6 +102,24 @@ async def run_batch(namespace: str, collection: str, request: TriggerRequest, ba
     )
     logger.info(response.message)
     return response.model_dump(mode="json")
+
+
+PROGRESS_SECONDS = 1.0
+"""How often the trigger run updates its progress artifact (the Prefect UI's percentage)."""
+
+
+async def _report_progress(batch_id: str, finished: asyncio.Event) -> None:
+    """Keep a Prefect progress artifact of the batch current until `finished`, then update it
+    once more. Best effort: the batch's own progress is in the catalog (`GET /v1/batches/{id}`)."""
+    try:
+        artifact_id = await acreate_progress_artifact(
+            progress=0.0, key=f"progress-{batch_id.replace('_', '-')}", description=f"Batch {batch_id}: inputs done")
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), PROGRESS_SECONDS)
+            await aupdate_progress_artifact(artifact_id, await off_loop(batch_percent, batch_id))
+    except Exception as error:  # an API or catalog hiccup costs the UI its percentage, not the batch
+        get_run_logger().debug("progress artifact: %s", error)
 
 
 async def _work(plan: BatchPlan, lease: Lease, task_id: str, run_chunk: ChunkRunner) -> None:

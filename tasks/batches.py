@@ -23,9 +23,10 @@ def adopt_batch(batch_id: str, task_id: str, namespace: str) -> planning.BatchPl
 
 
 @task(name="select-inputs", task_run_name="select-inputs-tier-{tier_num}")
-def select_inputs(batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
-    """Fill the tier's manifest with the inputs its filters select (in SQL)."""
-    return selection.select_tier_inputs(batch_id=batch_id, tier_num=tier_num)
+def select_inputs(batch_id: str, tier_num: int, final: bool = True) -> dict[str, dict[str, int]]:
+    """Fill the tier's manifest with the inputs its filters select (in SQL); `final` once the
+    step above has closed."""
+    return selection.select_tier_inputs(batch_id=batch_id, tier_num=tier_num, final=final)
 
 
 @task(name="finish-tier", task_run_name="finish-tier-{tier_num}")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.rows import BatchRow
 from tierflow.models.status import Status
 from tierflow.models.trigger import TriggerCollectionResponse
+from tierflow.progress import batch_activity, tier_progress
 from tierflow.settings import get_settings
+from tierflow.timestamps import utcnow
 
 
 def response_for(batch: BatchRow) -> TriggerCollectionResponse:
@@ -30,10 +34,16 @@ def response_for(batch: BatchRow) -> TriggerCollectionResponse:
 def batch_view(batch_id: str) -> dict[str, Any]:
     """The contract's batch object (`GET /v1/batches/{id}`)."""
     with open_session(get_settings().database_url) as session:
-        batch = catalog_batches.get_batch(session, batch_id=batch_id)
-        tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
-        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=batch["collection_ids"])
-        names = resources.collection_names(session, collection_ids=batch["collection_ids"])
+        return batch_view_in(session, batch_id)
+
+
+def batch_view_in(session: Session, batch_id: str) -> dict[str, Any]:
+    """`batch_view`, read in this session (a webhook event's, in the transaction closing the batch)."""
+    batch = catalog_batches.get_batch(session, batch_id=batch_id)
+    tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
+    failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=batch["collection_ids"])
+    names = resources.collection_names(session, collection_ids=batch["collection_ids"])
+    now = utcnow()
     tier_tasks = [{
         "tier_num": t["tier_num"], "task_id": t["task_id"], "status": t["status"],
         "collection_ids": t["collection_ids"], "source_type": t["source_type"],
@@ -46,6 +56,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "documents_written": t["documents_written"],
         "inputs_succeeded": t["inputs_succeeded"], "inputs_failed": t["inputs_failed"],
         "inputs_skipped": t["inputs_skipped"],
+        "progress": tier_progress(t, now),
     } for t in tiers]
     return {
         "batch_id": batch["batch_id"], "namespace_id": batch["namespace_id"],
@@ -61,6 +72,7 @@ def batch_view(batch_id: str) -> dict[str, Any]:
         "changes": {"new": batch["new_count"], "changed": batch["changed_count"], "unchanged": batch["unchanged_count"],
                     "stale": batch["stale_count"], "deleted": batch["deleted_count"]},
         "created_at": batch["created_at"], "updated_at": batch["updated_at"],
+        **batch_activity(batch, tiers, now, get_settings().stall_seconds),
     }
 
 

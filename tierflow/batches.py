@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from tierflow import webhooks
 from tierflow.batch_view import response_for
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import leases as catalog_leases
@@ -59,13 +60,14 @@ def reach_tier(*, batch_id: str, tier_num: int) -> None:
 
 
 @catalog_retries
-def fail_inputs(*, batch_id: str, collection_id: str, input_ids: list[str], error: dict[str, Any],
+def fail_inputs(*, batch_id: str, tier_num: int, collection_id: str, input_ids: list[str], error: dict[str, Any],
                 generation: int) -> None:
     """Mark inputs whose whole chunk failed (after retries) so nothing goes unaccounted; those a
     newer run than `generation` has claimed are left to it."""
     with open_session(_url()) as session:
-        catalog_batches.fail_pending_inputs(session, batch_id=batch_id, collection_id=collection_id,
-                                            input_ids=input_ids, error=error, generation=generation)
+        failed = catalog_batches.fail_pending_inputs(session, batch_id=batch_id, collection_id=collection_id,
+                                                     input_ids=input_ids, error=error, generation=generation)
+        catalog_batches.count_done(session, batch_id=batch_id, tier_num=tier_num, inputs=failed)
 
 
 @catalog_retries
@@ -113,8 +115,11 @@ def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
             "documents_written": sum(c["documents"] for c in counts.values()),
             "inputs_succeeded": succeeded, "inputs_failed": failed, "inputs_skipped": skipped,
             "errors": errors, "error_summary": summary or None,
+            # progress from the ledger, which the running counts only followed
+            "inputs_known": total, "inputs_done": succeeded + failed + skipped, "inputs_final": True,
         }
         catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier_num, **values)
+        webhooks.enqueue(session, batch_id=batch_id, event_type="tier.completed", tier_num=tier_num)
         return {**tier, **values}
 
 
@@ -166,6 +171,8 @@ def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool =
                 catalog_leases.expire(session, batch_id=batch_id, owner=run_id, at=now_text())
             else:
                 catalog_leases.release(session, batch_id=batch_id, owner=run_id)
+        if status != Status.CANCELED:  # a cancel's event was written when it was cancelled
+            webhooks.enqueue(session, batch_id=batch_id, event_type=webhooks.BATCH_EVENTS[status.value])
         batch["status"], batch["document_count"] = status.value, documents
     return response_for(batch)
 
@@ -199,7 +206,8 @@ def cancel_batch(batch_id: str) -> list[str]:
                                         status=Status.CANCELED.value, completed_at=now_text())
         owner = batch["lease_owner"]
         if owner is not None and owner.startswith(catalog_leases.RESERVED):
-            catalog_leases.release(session, batch_id=batch_id, owner=owner)  # no run to wait for
+            catalog_leases.release(session, batch_id=batch_id, owner=owner)
+        webhooks.enqueue(session, batch_id=batch_id, event_type="batch.canceled")  # no run to wait for
     return [t for t in [batch["task_id"], *(t["task_id"] for t in running)] if t]
 
 
@@ -225,5 +233,7 @@ def reset_failed_inputs(batch_id: str, *, transient_only: bool, tier_nums: list[
                           busy=f"batch {batch_id} is being retried or its run has not stopped yet; try again shortly")
     with open_session(_url()) as session:
         catalog_batches.reset_inputs(session, batch_id=batch_id, inputs=chosen)
+        for tier_num, count in Counter(f["tier_num"] for f in chosen).items():
+            catalog_batches.count_done(session, batch_id=batch_id, tier_num=tier_num, inputs=-count)
         catalog_batches.update_batch(session, batch_id=batch_id, status=Status.PENDING.value)
     return len(chosen), reservation

@@ -137,6 +137,16 @@ def object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, An
     }
 
 
+def check_listing_granted(bucket: dict[str, Any]) -> None:
+    """ForbiddenError when a tenant's bucket lies outside its namespace's grants now (a grant
+    revoked since the bucket was made stops its listing)."""
+    storage = bucket.get("storage")
+    if storage and bucket.get("tenant_defined"):
+        with open_session(get_settings().database_url) as session:
+            grants = granted_locations(session, namespace_id=bucket["namespace_id"])
+        locate(bucket, grants, f"s3://{storage['s3_bucket']}/{storage.get('prefix') or ''}")
+
+
 def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None] | None = None, *,
                     reconcile: bool = False, batch_id: str | None = None) -> DiscoveryStats:
     """List the bucket's bound prefix and register what is new or changed.
@@ -151,10 +161,7 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     if not storage:
         return stats  # objects of unbound buckets are registered through the API only
     settings = get_settings()
-    if bucket.get("tenant_defined"):  # a grant revoked since the bucket was made stops its listing
-        with open_session(settings.database_url) as session:
-            grants = granted_locations(session, namespace_id=bucket["namespace_id"])
-        locate(bucket, grants, f"s3://{storage['s3_bucket']}/{storage.get('prefix') or ''}")
+    check_listing_granted(bucket)
     client = s3_client(*storage_location(storage))
     head = needs_head(bucket)
     s3_bucket, prefix = storage["s3_bucket"], storage.get("prefix") or ""

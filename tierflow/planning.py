@@ -96,11 +96,13 @@ def check_request(collection: dict[str, Any], request: TriggerRequest) -> None:
 def validate_trigger(*, namespace: str, collection: str, request: TriggerRequest) -> None:
     """Every check of `plan_batch`, creating nothing (faces call it to answer errors early)."""
     with open_session(get_settings().database_url) as session:
-        _checked(session, namespace, collection, request)
+        checked_trigger(session, namespace, collection, request)
 
 
-def _checked(session: Any, namespace: str, collection: str, request: TriggerRequest) -> tuple[
+def checked_trigger(session: Any, namespace: str, collection: str, request: TriggerRequest) -> tuple[
         dict[str, Any], dict[str, Any], list[str], list[str]]:
+    """(namespace, root collection, bucket ids, collection ids) of a request that passed every
+    check; BadRequestError or NotFoundError naming what did not."""
     ns = resources.get_namespace(session, identifier=namespace)
     root = resources.get_collection(session, namespace_id=ns["namespace_id"], identifier=collection)
     check_request(root, request)
@@ -114,7 +116,7 @@ def _checked(session: Any, namespace: str, collection: str, request: TriggerRequ
 def plan_batch(*, namespace: str, collection: str, request: TriggerRequest, task_id: str | None) -> BatchPlan:
     """Resolve, check and create the batch (status DRAFT) with its tier tasks."""
     with open_session(get_settings().database_url) as session:
-        ns, root, bucket_ids, collection_ids = _checked(session, namespace, collection, request)
+        ns, root, bucket_ids, collection_ids = checked_trigger(session, namespace, collection, request)
         source_type = root["source"]["type"]
         all_collections = resources.list_collections(session, namespace_id=ns["namespace_id"])
         tiers = plan_tiers(all_collections, root["collection_id"])

@@ -381,5 +381,6 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes,
                                        generation=ctx.generation)
+        catalog_batches.count_done(session, batch_id=batch_id, tier_num=tier_num, inputs=len(outcomes))
         inputs.commit(session, outcomes, learned)
     return result

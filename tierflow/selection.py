@@ -69,8 +69,9 @@ def select_new_inputs(
 
 
 @catalog_retries
-def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, int]]:
-    """Fill the manifest of every collection of a tier; counts per collection id."""
+def select_tier_inputs(*, batch_id: str, tier_num: int, final: bool = True) -> dict[str, dict[str, int]]:
+    """Fill the manifest of every collection of a tier; counts per collection id. `final`: the
+    step above has closed, so the tier now knows every input it will have."""
     with open_session(get_settings().database_url) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         counts = {}
@@ -95,6 +96,7 @@ def select_tier_inputs(*, batch_id: str, tier_num: int) -> dict[str, dict[str, i
             session, batch_id=batch_id, tier_num=tier_num,
             source_documents_fetched=sum(c["fetched"] for c in counts.values()),
             documents_after_source_filter=sum(c["selected"] for c in counts.values()),
+            inputs_known=sum(c["selected"] for c in counts.values()), **({"inputs_final": True} if final else {}),
         )
         if tier_num == 0:
             # PENDING until its first tier starts; the root tier, fed by discovery, may have started.

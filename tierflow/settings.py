@@ -158,6 +158,25 @@ class Settings(BaseSettings):
         "per collection reading the bucket, for just those objects.",
     )
 
+    stall_seconds: float = Field(
+        default=300, ge=1, le=86400,
+        description="A running batch in which no input ended for this long is shown as `stalled`.",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks deliver to loopback, private and link-local addresses (off: a tenant's "
+        "webhook could otherwise reach the operator's own network).",
+    )
+    webhook_max_age_seconds: float = Field(
+        default=86400, ge=1, le=30 * 86400,
+        description="How long a webhook event is retried (with backoff, up to a minute apart) before it is "
+        "given up.",
+    )
+    webhook_poll_seconds: float = Field(
+        default=0.5, ge=0.05, le=3600,
+        description="How often `tierflow serve` looks for webhook events to deliver.",
+    )
+
     models_dir: str = Field(
         default=str(Path.home() / ".tierflow" / "models"),
         description="Where embedding models on disk live; an embedding_extractor's model_path names a folder here.",

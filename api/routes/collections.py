@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
 
 from api.deps import CurrentKey, NamespaceDep, catalog, list_in_namespace
 from api.models import (
     Collection,
     Deleted,
     Document,
+    DryRun,
     ExtractorInfo,
     FilteredPage,
     ListResponse,
     Page,
     SearchRequest,
     SearchResponse,
+    TriggerBody,
 )
 from deployments import operations
 from tierflow import definitions, idempotency
@@ -25,6 +28,7 @@ from tierflow.catalog import documents as catalog_documents
 from tierflow.catalog import resources
 from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.records import document_record
+from tierflow.dry_run import preview_trigger
 from tierflow.errors import NotFoundError
 from tierflow.extractors import describe_extractors
 from tierflow.models.definitions import CollectionSpec
@@ -109,18 +113,23 @@ def get_document(identifier: str, document_id: str, namespace: NamespaceDep) -> 
                                               records=[document_record(found)])[0]
 
 
-@router.post("/{identifier}/trigger", status_code=202, response_model=TriggerCollectionResponse)
+@router.post("/{identifier}/trigger", status_code=202, response_model=TriggerCollectionResponse,
+             responses={200: {"model": DryRun, "description": "With `dry_run`: what the trigger would do."}})
 def trigger_collection(
     identifier: str,
     namespace: NamespaceDep,
-    request: TriggerRequest | None = None,
+    body: TriggerBody | None = None,
     idempotency_key: Annotated[str | None, Header(
         alias="Idempotency-Key", max_length=255,
         description="A repeat with the same key returns the first answer and starts nothing.")] = None,
-) -> dict:
-    """Plan a batch and start the trigger deployment's run; answers at once (202), counts come later."""
-    request = request or TriggerRequest()
+) -> Any:
+    """Plan a batch and start the trigger deployment's run; answers at once (202), counts come later.
+    With `"dry_run": true`, answers 200 with what it would do, and does none of it."""
+    body = body or TriggerBody()
+    request = TriggerRequest(**body.model_dump(exclude={"dry_run"}, exclude_unset=True))
     namespace_id = namespace["namespace_id"]
+    if body.dry_run:
+        return JSONResponse(preview_trigger(namespace=namespace_id, collection=identifier, request=request))
 
     def start() -> dict:
         return operations.start_batch(namespace_id=namespace_id, collection=identifier, request=request)

@@ -68,6 +68,26 @@ def update_tier(session: Session, *, batch_id: str, tier_num: int, **values: Any
     )
 
 
+def count_done(session: Session, *, batch_id: str, tier_num: int, inputs: int) -> None:
+    """Add `inputs` ended inputs to the tier's progress, in the transaction that ended them (a
+    negative number takes back inputs put back to PENDING)."""
+    if inputs == 0:
+        return
+    values: dict[str, Any] = {"inputs_done": tier_tasks.c.inputs_done + inputs}
+    if inputs > 0:
+        now = now_text()
+        values.update(last_activity_at=now, first_done_at=func.coalesce(tier_tasks.c.first_done_at, now))
+    session.execute(update(tier_tasks).where(tier_tasks.c.batch_id == batch_id, tier_tasks.c.tier_num == tier_num)
+                    .values(**values))
+
+
+def count_known(session: Session, *, batch_id: str, tier_num: int, added: int) -> None:
+    """Add `added` inputs to those the tier knows of so far."""
+    if added:
+        session.execute(update(tier_tasks).where(tier_tasks.c.batch_id == batch_id, tier_tasks.c.tier_num == tier_num)
+                        .values(inputs_known=tier_tasks.c.inputs_known + added))
+
+
 def get_batch(session: Session, *, batch_id: str) -> BatchRow:
     """The batch's row; NotFoundError if there is none."""
     row = session.execute(select(batches).where(batches.c.batch_id == batch_id)).mappings().first()
@@ -293,10 +313,11 @@ def raise_current_tier(session: Session, *, batch_id: str, tier_num: int) -> Non
 
 
 def fail_pending_inputs(session: Session, *, batch_id: str, collection_id: str, input_ids: Sequence[str],
-                        error: dict[str, Any], generation: int) -> None:
+                        error: dict[str, Any], generation: int) -> int:
     """Mark these inputs FAILED with `error`, those still PENDING and not claimed by a run newer
-    than `generation`."""
-    session.execute(
+    than `generation`; how many."""
+    return rows_changed(
+        session,
         update(batch_inputs)
         .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id == collection_id,
                batch_inputs.c.input_id.in_(list(input_ids)), batch_inputs.c.status == Status.PENDING.value,

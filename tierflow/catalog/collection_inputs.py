@@ -68,3 +68,11 @@ def staleness(session: Session, *, collection_id: str, fingerprint: str, bucket_
     ).one()
     return {"inputs": int(total), "current": int(fresh), "stale": int(known) - int(fresh),
             "missing": int(total) - int(known)}
+
+
+def totals(session: Session, *, collection_id: str) -> tuple[int, int]:
+    """(inputs the collection has processed, documents it made of them), as last recorded."""
+    count, made = session.execute(
+        select(func.count(), func.coalesce(func.sum(collection_inputs.c.documents), 0))
+        .where(collection_inputs.c.collection_id == collection_id)).one()
+    return int(count), int(made)

@@ -68,3 +68,11 @@ class TierRow(TypedDict):
     inputs_succeeded: int
     inputs_failed: int
     inputs_skipped: int
+    inputs_known: int
+    """Inputs in the tier's manifest so far (live; the ledger's count once the tier closed)."""
+    inputs_done: int
+    """Inputs that ended so far: succeeded, failed or skipped."""
+    inputs_final: bool
+    """Whether `inputs_known` is every input the tier will have (the step above has closed)."""
+    first_done_at: str | None
+    last_activity_at: str | None

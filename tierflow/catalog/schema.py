@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -176,6 +177,13 @@ tier_tasks = Table(
     Column("inputs_succeeded", Integer, nullable=False, default=0),
     Column("inputs_failed", Integer, nullable=False, default=0),
     Column("inputs_skipped", Integer, nullable=False, default=0),
+    # Live progress, kept by the commits that change it (tierflow/progress.py): inputs in the
+    # manifest so far, inputs ended, whether every input is known (the step above closed).
+    Column("inputs_known", Integer, nullable=False, server_default="0"),
+    Column("inputs_done", Integer, nullable=False, server_default="0"),
+    Column("inputs_final", Boolean, nullable=False, server_default=false()),
+    Column("first_done_at", Stamp),
+    Column("last_activity_at", Stamp),
 )
 
 # The batch manifest and per-input ledger: one row per (batch, collection, input).
@@ -287,4 +295,47 @@ vector_sets = Table(
     Column("field", String(128), nullable=False),
     Column("dimension", Integer, nullable=False),
     Column("version", BigInteger, nullable=False),
+)
+
+# Webhooks (tierflow/webhooks.py): where a namespace wants its batches' events POSTed.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("webhook_id", String(64), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.namespace_id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("url", String(2048), nullable=False),
+    Column("events", JsonType, nullable=False),
+    Column("secret", String(255), nullable=False),
+    Column("created_at", Stamp, nullable=False),
+)
+
+# The outbox: one row per (event, webhook), written in the transaction that closes the batch or
+# tier, so an event outlives a process that dies before delivering it.
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("webhook_id", ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", Stamp, nullable=False),
+    Column("next_attempt_at", Stamp, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("delivered_at", Stamp),
+    Column("gave_up_at", Stamp),
+)
+
+# Every attempt at delivering an event (`GET /v1/webhooks/{id}/deliveries`).
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("webhook_id", String(64), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("attempted_at", Stamp, nullable=False),
+    Column("status_code", Integer),
+    Column("error", String(500)),
+    Column("duration_ms", Integer, nullable=False),
+    ForeignKeyConstraint(["event_id", "webhook_id"], ["webhook_events.event_id", "webhook_events.webhook_id"],
+                         ondelete="CASCADE"),
 )

@@ -109,8 +109,10 @@ def select_new_root(session: Session, *, batch: BatchRow, collection_id: str, wh
     _, condition, table = _root_condition(session, batch, where, by_id=True)
     id_column = table.c[_ID[table.name]]
     ids = select(id_column).where(condition & id_column.in_(object_ids))
-    return catalog_batches.add_new_inputs(session, batch_id=batch["batch_id"], collection_id=collection_id,
-                                          tier_num=0, ids=ids)
+    added = catalog_batches.add_new_inputs(session, batch_id=batch["batch_id"], collection_id=collection_id,
+                                           tier_num=0, ids=ids)
+    catalog_batches.count_known(session, batch_id=batch["batch_id"], tier_num=0, added=len(added))
+    return added
 
 
 def select_new_downstream(session: Session, *, batch: BatchRow, collection_id: str, tier_num: int,
@@ -119,6 +121,8 @@ def select_new_downstream(session: Session, *, batch: BatchRow, collection_id: s
     wrote in this batch from its inputs `source_ids` that `where` keeps and it does not hold yet;
     the ids added."""
     _, condition = _downstream_condition(session, batch, collection_id, [upstream_id], where, by_source=True)
-    return catalog_batches.add_new_inputs(
+    added = catalog_batches.add_new_inputs(
         session, batch_id=batch["batch_id"], collection_id=collection_id, tier_num=tier_num,
         ids=select(documents.c.document_id).where(condition & documents.c.source_id.in_(source_ids)))
+    catalog_batches.count_known(session, batch_id=batch["batch_id"], tier_num=tier_num, added=len(added))
+    return added

@@ -1,0 +1,132 @@
+"""What a trigger would do, done without doing it: the tiers, the objects it would select by
+action, the bytes it would read and the documents it would make, estimated from history.
+
+It lists the root's buckets (and HEADs new objects where discovery would, for their metadata)
+but registers nothing, creates no batch and starts no run. Objects are classed as discovery
+classes them (new, changed, unchanged, deleted), then selected with the trigger's filters by the
+Python filter backend, which agrees with the SQL one (tests/core/test_filter_agreement.py), and
+split into those to process and those `dedup_strategy: skip` would skip.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tierflow.catalog import collection_inputs as catalog_collection_inputs
+from tierflow.catalog import objects as catalog_objects
+from tierflow.catalog import resources
+from tierflow.catalog.engine import open_session
+from tierflow.catalog.records import object_record
+from tierflow.dag import plan_tiers
+from tierflow.deletions import listed_objects
+from tierflow.discovery import check_listing_granted, needs_head, object_id_for, object_row
+from tierflow.filters import Condition, combine_all, parse_filter
+from tierflow.filters.evaluate import evaluate
+from tierflow.fingerprints import fingerprint
+from tierflow.models.trigger import TriggerRequest
+from tierflow.planning import checked_trigger
+from tierflow.selection import collection_filter
+from tierflow.settings import get_settings
+from tierflow.storage import head_object, is_derivative, iter_pages, run_concurrently, s3_client, storage_location
+
+
+def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest) -> dict[str, Any]:
+    """What `trigger` would do with this request, changing nothing (see the module's docstring)."""
+    settings = get_settings()
+    with open_session(settings.database_url) as session:
+        ns, root, bucket_ids, _ = checked_trigger(session, namespace, collection, request)
+        everything = resources.list_collections(session, namespace_id=ns["namespace_id"])
+        tiers = plan_tiers(everything, root["collection_id"])
+        root_fingerprint = fingerprint(session, root)
+        buckets = resources.get_buckets(session, bucket_ids=bucket_ids)
+        ratios = {c: _documents_per_input(session, c) for tier in tiers for c in tier}
+    wanted = request.object_ids
+    where = combine_all(collection_filter(root), parse_filter(request.source_filters, where="source_filters"),
+                        Condition("object_id", "in", tuple(wanted), True) if wanted is not None else None)
+    found = {"listed": 0, "new": 0, "changed": 0, "unchanged": 0, "deleted": 0}
+    selected = {"new": 0, "changed": 0, "unchanged": 0, "skipped": 0}
+    to_read = 0
+    for bucket in buckets if root["source"]["type"] == "bucket" else []:
+        listing = _list_bucket(bucket, reconcile=request.reconcile_deletes is not False and wanted is None)
+        for key in found:
+            found[key] += listing[key]
+        with open_session(settings.database_url) as session:
+            made = catalog_collection_inputs.recorded(session, collection_id=root["collection_id"],
+                                                      input_ids=[r["object_id"] for r in listing["rows"]])
+        for row, action in zip(listing["rows"], listing["actions"], strict=True):
+            if not evaluate(where, object_record(row)):
+                continue
+            current = made.get(row["object_id"]) == (str(row["etag"]), root_fingerprint)
+            if request.dedup_strategy == "skip" and action == "unchanged" and current:
+                selected["skipped"] += 1
+                continue
+            selected[action] += 1
+            to_read += int(row["size_bytes"] or 0)
+    processed = selected["new"] + selected["changed"] + selected["unchanged"]
+    return {
+        "dry_run": True, "collection_id": root["collection_id"],
+        "tiers": [{"tier_num": n, "collection_ids": members} for n, members in enumerate(tiers)],
+        "objects": found, "selected": selected, "inputs_to_process": processed, "bytes_to_read": to_read,
+        "expected_documents": _expected(tiers, ratios, processed),
+    }
+
+
+def _list_bucket(bucket: dict[str, Any], *, reconcile: bool) -> dict[str, Any]:
+    """The bucket's listing as discovery would class it: counts, and for each listed object its
+    row (the catalog's if unchanged, else as discovery would register it) and action."""
+    storage = bucket.get("storage")
+    out: dict[str, Any] = {"listed": 0, "new": 0, "changed": 0, "unchanged": 0, "deleted": 0, "rows": [],
+                           "actions": []}
+    if not storage:
+        return out
+    settings = get_settings()
+    check_listing_granted(bucket)
+    client = s3_client(*storage_location(storage))
+    head = needs_head(bucket)
+    seen: set[str] = set()
+    for page in iter_pages(client, bucket=storage["s3_bucket"], prefix=storage.get("prefix") or "",
+                           page_size=settings.discovery_page_size):
+        entries = {object_id_for(bucket["bucket_id"], e["Key"]): e for e in page if not is_derivative(e["Key"])}
+        seen.update(entries)
+        with open_session(settings.database_url) as session:
+            known = catalog_objects.get_objects(session, object_ids=list(entries))
+        fresh = [oid for oid, e in entries.items()
+                 if oid not in known or known[oid]["etag"] != str(e.get("ETag", "")).strip('"')]
+        heads: dict[str, Any] = run_concurrently(
+            lambda key: head_object(client, storage["s3_bucket"], key), [entries[o]["Key"] for o in fresh]
+        ) if head else {}
+        for oid, entry in entries.items():
+            action = "unchanged" if oid not in fresh else "changed" if oid in known else "new"
+            found = heads.get(entry["Key"], {})
+            out["rows"].append(known[oid] if action == "unchanged" else
+                               object_row(bucket, entry, found if isinstance(found, dict) else {}))
+            out["actions"].append(action)
+            out[action] += 1
+        out["listed"] += len(entries)
+    if reconcile:
+        out["deleted"] = len(listed_objects(bucket, object_id_for) - seen)
+    return out
+
+
+def _documents_per_input(session: Any, collection_id: str) -> float | None:
+    """How many documents the collection made per input it processed, so far (None: never ran)."""
+    inputs, made = catalog_collection_inputs.totals(session, collection_id=collection_id)
+    return made / inputs if inputs else None
+
+
+def _expected(tiers: list[list[str]], ratios: dict[str, float | None], inputs: int) -> list[int | None]:
+    """Documents each tier would write, from each collection's history: a tier reads what the
+    tier above writes. None from the first tier whose collection has no history."""
+    expected: list[int | None] = []
+    reads: float | None = float(inputs)
+    for n, members in enumerate(tiers):
+        wrote: float | None = 0.0
+        for collection_id in members:
+            ratio = ratios[collection_id]
+            if reads is None or ratio is None or wrote is None:
+                wrote = None
+                continue
+            wrote += reads * ratio
+        expected.append(None if wrote is None else round(wrote))
+        reads = wrote if n + 1 < len(tiers) else reads
+    return expected
