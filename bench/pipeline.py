@@ -166,7 +166,48 @@ class _Clock:
         return out
 
 
-def run_tierflow(tmp: str) -> dict[str, Any]:
+POLL_SECONDS = 0.2
+
+
+class _Poller:
+    """Reads the running batch's view (what `GET /v1/batches/{id}` answers) every `every`
+    seconds in a thread of the batch's own process, the harshest place for it: it competes with
+    the batch for the interpreter as well as for the catalog."""
+
+    def __init__(self, every: float) -> None:
+        import threading
+
+        self.every, self.reads_ms = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from sqlalchemy import select
+
+        from tierflow.batch_view import batch_view
+        from tierflow.catalog.engine import open_session
+        from tierflow.catalog.schema import batches
+        from tierflow.settings import get_settings
+
+        batch_id = None
+        while not self._stop.wait(self.every):
+            started = time.perf_counter()
+            if batch_id is None:
+                with open_session(get_settings().database_url) as session:
+                    batch_id = session.execute(select(batches.c.batch_id)).scalar()
+            if batch_id is not None:
+                batch_view(batch_id)
+                self.reads_ms.append((time.perf_counter() - started) * 1000)
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        self._thread.join()
+        reads = sorted(self.reads_ms)
+        return {"polls": len(reads), "poll_p95_ms": round(reads[int(len(reads) * 0.95)], 1) if reads else None}
+
+
+def run_tierflow(tmp: str, poll: float | None = None) -> dict[str, Any]:
     import asyncio
 
     from flows.trigger import trigger_collection
@@ -177,15 +218,17 @@ def run_tierflow(tmp: str) -> dict[str, Any]:
     clock = _Clock()
     clock.install()
     started, cpu = time.perf_counter(), time.process_time()
+    poller = _Poller(poll) if poll else None
     response = asyncio.run(trigger_collection("bench", "chunks"))
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    polled = poller.stop() if poller else {}
     view = batch_view(response["batch_id"])
     first = min(end for spans in clock.chunks.values() for _, end in spans)  # a chunk's documents commit at its end
     return {"seconds": seconds, "cpu_s": round(cpu, 2), "documents": _count_documents(), "status": view["status"],
             "tier_ms": [t["duration_ms"] for t in view["tier_tasks"]],
             "tier_overhead_s": clock.overhead(), "first_document_s": round(first - started, 3),
             "tier_chunk_s": [round(sum(e - s for s, e in spans), 3) for _, spans in sorted(clock.chunks.items())],
-            "tier_chunks": [len(spans) for _, spans in sorted(clock.chunks.items())]}
+            "tier_chunks": [len(spans) for _, spans in sorted(clock.chunks.items())], **polled}
 
 
 def _split(text: str) -> list[str]:
@@ -285,7 +328,8 @@ def child(contender: str, endpoint: str) -> None:
         os.environ["TIERFLOW_DATABASE_URL"] = f"sqlite:///{tmp}/catalog.db"
         os.environ["TIERFLOW_S3_ENDPOINT_URL"] = endpoint
         runner = {"tierflow": lambda: run_tierflow(tmp), "handwritten": lambda: run_handwritten(tmp, endpoint),
-                  "naive": lambda: run_naive(tmp, endpoint)}[contender]
+                  "naive": lambda: run_naive(tmp, endpoint), "polled": lambda: run_tierflow(tmp, poll=POLL_SECONDS)
+                  }[contender]
         heap = HeapSampler().start()
         result = runner()
         result["heap"] = heap.summary()
@@ -301,7 +345,7 @@ def measure(contender: str, endpoint: str) -> dict[str, Any]:
     medians of two alternating runs) and tierflow the same (6.82 against 6.61 s)."""
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
-    if contender == "tierflow":  # as `tierflow` and the flows configure their process (tierflow/process.py)
+    if contender in ("tierflow", "polled"):  # as `tierflow` and the flows configure their process (tierflow/process.py)
         env.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
     else:  # a script of one's own runs on glibc's default arenas
         env.pop("MALLOC_ARENA_MAX", None)
@@ -353,7 +397,8 @@ def main() -> None:
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--large", action="store_true", help="also run 100,000 objects (about fifteen minutes)")
     parser.add_argument("--contenders", nargs="+", default=["handwritten", "tierflow", "naive"],
-                        choices=["handwritten", "tierflow", "naive"])
+                        choices=["handwritten", "tierflow", "naive", "polled"],
+                        help="polled: tierflow while a thread of its process reads the batch's view every 0.2 s")
     parser.add_argument("--repeat", type=int, default=1,
                         help="rounds of every contender per size; the table shows each one's median run")
     parser.add_argument("--skip-naive-above", type=int, default=2000,
@@ -399,7 +444,7 @@ def report(results: list[dict[str, Any]]) -> None:
     print(f"{'objects':>8} {'contender':<12} {'seconds':>8} {'CPU s':>7} {'obj/s':>7} {'docs/s':>7} {'RSS MB':>7} "
           f"{'vs hand':>8} {'vs naive':>8}  {'tier overhead s':<16} {'1st doc s':>9}")
     for row in results:
-        for contender in ("handwritten", "tierflow", "naive"):
+        for contender in ("handwritten", "tierflow", "polled", "naive"):
             if contender not in row:
                 continue
             r = row[contender]
@@ -419,6 +464,8 @@ def report(results: list[dict[str, Any]]) -> None:
                   f"{overhead:<16} {first:>9}")
             if len(r["all_seconds"]) > 1:
                 print(f"{'':>8} {'':<12} seconds of each run: {', '.join(map(str, r['all_seconds']))}")
+            if r.get("polls"):
+                print(f"{'':>8} {'':<12} batch view read {r['polls']} times, p95 {r['poll_p95_ms']} ms")
             if r.get("heap"):
                 print(f"{'':>8} {'':<12} MB, min-max: " + ", ".join(
                     f"{name[:-3].replace('_', ' ')} {low}-{high}" for name, (low, high) in r["heap"].items()))

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- latest:start -->", "<!-- latest:end -->"
-CONTENDERS = {"handwritten": "hand-written", "tierflow": "tierflow", "naive": "naive Prefect"}
+CONTENDERS = {"handwritten": "hand-written", "tierflow": "tierflow", "polled": "tierflow, polled every 0.2 s",
+              "naive": "naive Prefect"}
 
 
 def _load(name: str) -> dict[str, Any] | None:

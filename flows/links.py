@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import anyio
+
+THREAD_WAIT_SECONDS = 0.5
+"""How often a thread waiting to send looks whether the trigger's loop still runs."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,8 @@ class Link:
         self._sender, self._receiver = anyio.create_memory_object_stream[Handoff](max_items)
         self.failed = False
         """Set when the step above closed by failing: what it handed off is all there will be."""
+        self._unheard = threading.Event()
+        """Set once the tier below has stopped listening (readable from any thread)."""
 
     def started(self, task_id: str | None) -> None:
         """The step above began, as flow run `task_id` (None: it ended without starting)."""
@@ -61,11 +67,24 @@ class Link:
 
     def send_from_thread(self, handoff: Handoff) -> None:
         """`send` from a thread that is not the loop's (a task runner thread), blocking it while
-        the link is full. Dropped if the loop no longer runs (the trigger run is ending)."""
+        the link is full. Dropped if the loop stops running meanwhile (the trigger run is ending,
+        say on SIGTERM): a thread waiting for ever would keep its process from exiting."""
         try:
-            asyncio.run_coroutine_threadsafe(self.send(handoff), self._loop).result()
-        except (RuntimeError, concurrent.futures.CancelledError):
-            pass
+            sent = asyncio.run_coroutine_threadsafe(self.send(handoff), self._loop)
+        except RuntimeError:
+            return  # the loop is closed
+        while True:
+            try:
+                sent.result(timeout=THREAD_WAIT_SECONDS)
+                return
+            except concurrent.futures.TimeoutError:
+                # The tier below stopped listening, or the loop stopped: on cancellation, the
+                # loop waits (blocked) for this very thread to end, and would never send it.
+                if self._unheard.is_set() or not self._loop.is_running():
+                    sent.cancel()
+                    return
+            except concurrent.futures.CancelledError:
+                return
 
     def close(self, *, failed: bool = False) -> None:
         """The step above ended (or failed): nothing more will come. Idempotent."""
@@ -75,6 +94,7 @@ class Link:
 
     def stop_listening(self) -> None:
         """The tier below is gone: senders stop waiting for it."""
+        self._unheard.set()
         self._receiver.close()
 
     async def handoffs(self) -> AsyncIterator[Handoff]:

@@ -14,6 +14,7 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,11 @@ def _client(stack: dict[str, Any], base_url: str) -> httpx.Client:
 
 
 def _fill(stack: dict[str, Any], prefix: str, count: int) -> None:
-    for i in range(count):
+    def put(i: int) -> None:
         stack["s3"].put_object(Bucket=stack["s3_bucket"], Key=f"{prefix}{i:05d}.txt", Body=f"w1 w2 w3 w{i}".encode())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, range(count)))
 
 
 def test_a_completed_event_outlives_a_killed_server_and_two_500s(stack):

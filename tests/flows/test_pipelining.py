@@ -198,6 +198,16 @@ def test_a_link_is_bounded_and_closing_either_end_releases_the_other():
         link.stop_listening()
         await asyncio.wait_for(asyncio.to_thread(sender.join), WAIT_SECONDS)
 
+        # A sender still waiting when the run is torn down must not wait for the loop: Prefect's
+        # task runner then blocks the loop until its threads end (a SIGTERM hung 30 s on this).
+        torn = Link(1)
+        await torn.send(Handoff("b", ["obj_1"]))
+        stuck = threading.Thread(target=torn.send_from_thread, args=(Handoff("b", ["obj_2"]),))
+        stuck.start()
+        torn.stop_listening()
+        stuck.join(WAIT_SECONDS)  # blocking the loop, as the task runner's shutdown does
+        assert not stuck.is_alive()
+
         closed = Link(2)
         reader = asyncio.create_task(_read_all(closed))
         await closed.send(Handoff("col_a", ["doc_1"]))
