@@ -12,10 +12,10 @@ the `resume-crashed` deployment does it on a schedule (`flows/resume.py`).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
 
+from deployments.periodic import Periodic
 from deployments.runs import batch_run_ids, mark_crashed, taking_runs
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import leases as catalog_leases
@@ -110,29 +110,16 @@ def sync_due_buckets() -> list[str]:
     return started
 
 
-class Sweeper:
-    """Every `TIERFLOW_SWEEP_SECONDS`, in a thread from `start()` until `stop()`: resumes batches
-    whose lease ran out (`sweep`) and starts the scheduled listings that are due."""
+class Sweeper(Periodic):
+    """Every `TIERFLOW_SWEEP_SECONDS`, from `start()` until `stop()`: resumes batches whose lease
+    ran out (`sweep`) and starts the scheduled listings that are due."""
 
     def __init__(self, start: Start = start_through_deployment) -> None:
-        self._start = start
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tierflow-sweep", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.wait(get_settings().sweep_seconds):
+        def work() -> bool:
             if not taking_runs():
-                return  # shutting down: what is left is the next server's
-            try:
-                sweep(self._start)
-                sync_due_buckets()
-            except Exception:  # the catalog or Prefect unreachable: look again next time
-                log.warning("the sweep failed; it looks again in %s s", get_settings().sweep_seconds,
-                            exc_info=True)
+                return False  # shutting down: what is left is the next server's
+            sweep(start)
+            sync_due_buckets()
+            return True
+
+        super().__init__("tierflow-sweep", lambda: get_settings().sweep_seconds, work)

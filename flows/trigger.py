@@ -110,14 +110,22 @@ PROGRESS_SECONDS = 1.0
 
 async def _report_progress(batch_id: str, finished: asyncio.Event) -> None:
     """Keep a Prefect progress artifact of the batch current until `finished`, then update it
-    once more. Best effort: the batch's own progress is in the catalog (`GET /v1/batches/{id}`)."""
+    once more; none for a batch that ends within `PROGRESS_SECONDS` (two API calls it would not
+    need). Best effort: the batch's own progress is in the catalog (`GET /v1/batches/{id}`)."""
     try:
-        artifact_id = await acreate_progress_artifact(
-            progress=0.0, key=f"progress-{batch_id.replace('_', '-')}", description=f"Batch {batch_id}: inputs done")
+        artifact_id = None
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(finished.wait(), PROGRESS_SECONDS)
-            await aupdate_progress_artifact(artifact_id, await off_loop(batch_percent, batch_id))
+            if artifact_id is None and finished.is_set():
+                return
+            percent = await off_loop(batch_percent, batch_id)
+            if artifact_id is None:
+                artifact_id = await acreate_progress_artifact(
+                    progress=percent, key=f"progress-{batch_id.replace('_', '-')}",
+                    description=f"Batch {batch_id}: inputs done")
+            else:
+                await aupdate_progress_artifact(artifact_id, percent)
     except Exception as error:  # an API or catalog hiccup costs the UI its percentage, not the batch
         get_run_logger().debug("progress artifact: %s", error)
 

@@ -4,6 +4,7 @@ answering 500 twice."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -198,3 +199,15 @@ def test_progress_moves_while_polled_and_shows_in_a_terminal(stack):
     assert not snapshots[-1]["stalled"] and snapshots[-1]["last_activity_at"]
     assert screens and "tier 0" in screens[0] and "tier 1" in screens[0], screens
     assert f"/{objects}" in final and "tier 1" in final
+    assert asyncio.run(_progress_artifact(batch_id)) == 100.0  # the Prefect UI's percentage, at the end
+
+
+async def _progress_artifact(batch_id: str) -> Any:
+    """The latest value of the batch's progress artifact in Prefect."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async with get_client() as client:
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[f"progress-{batch_id.replace('_', '-')}"])))
+    return found[-1].data if found else None
