@@ -27,6 +27,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from tierflow.batch_view import batch_view_in
+from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import webhooks as catalog_webhooks
 from tierflow.catalog.engine import open_session
 from tierflow.errors import BadRequestError, NotFoundError
@@ -132,11 +133,12 @@ def enqueue(session: Session, *, batch_id: str, event_type: str, tier_num: int |
     """Write the event, with the batch as `GET /v1/batches/{id}` shows it now (and, for
     `tier.completed`, the tier's number), to the outbox of every webhook of the batch's namespace
     that wants it, in the caller's transaction."""
-    view = batch_view_in(session, batch_id)
-    wanting = [w for w in catalog_webhooks.of_namespace(session, namespace_id=view["namespace_id"])
+    namespace_id = catalog_batches.get_batch(session, batch_id=batch_id)["namespace_id"]
+    wanting = [w for w in catalog_webhooks.of_namespace(session, namespace_id=namespace_id)
                if event_type in w["events"]]
     if not wanting:
-        return
+        return  # most batches: no view to build
+    view = batch_view_in(session, batch_id)
     now = now_text()
     event_id = new_id("evt")
     event: dict[str, Any] = {"event_id": event_id, "type": event_type, "created_at": now,

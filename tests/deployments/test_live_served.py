@@ -24,7 +24,6 @@ import boto3
 import httpx
 import pytest
 
-from tests.utils.browser import INSTALLING
 from tests.utils.http_stack import ROOT, TERMINAL, TIERFLOW, define, new_cli_key, poll, served
 
 SECRET = "a-receivers-secret-of-some-length"
@@ -135,7 +134,7 @@ def test_a_completed_event_outlives_a_killed_server_and_two_500s(stack):
 
 def _require_tmux() -> None:
     """tmux, once CI's background install has ended; on CI its absence fails the test."""
-    marker = os.environ.get(INSTALLING)
+    marker = os.environ.get("TIERFLOW_TEST_TMUX_INSTALLED")  # set by .ci/run
     if marker:
         poll(Path(marker).exists, bool, seconds=600)
     if shutil.which("tmux") is None:
