@@ -73,12 +73,12 @@ async def run_batch(namespace: str, collection: str, request: TriggerRequest, ba
     else:
         plan = await off_loop(adopt_batch, batch_id, task_id, namespace)
     lease = await off_loop(Lease.take, plan.batch_id, task_id)
-    work = asyncio.ensure_future(_work(plan, lease, task_id, run_chunk))
+    finished, tiers_started = asyncio.Event(), asyncio.Event()
+    work = asyncio.ensure_future(_work(plan, lease, task_id, run_chunk, tiers_started))
     loop = asyncio.get_running_loop()
     lease.keep(lost=lambda: loop.call_soon_threadsafe(work.cancel))
     logger.info("batch %s: %s tier(s) %s", plan.batch_id, len(plan.tiers), plan.tiers)
-    finished = asyncio.Event()
-    reporter = asyncio.ensure_future(_report_progress(plan.batch_id, finished))
+    reporter = asyncio.ensure_future(_report_progress(plan.batch_id, tiers_started, finished))
     try:
         await work
     except Exception as error:
@@ -108,11 +108,14 @@ PROGRESS_SECONDS = 1.0
 """How often the trigger run updates its progress artifact (the Prefect UI's percentage)."""
 
 
-async def _report_progress(batch_id: str, finished: asyncio.Event) -> None:
+async def _report_progress(batch_id: str, tiers_started: asyncio.Event, finished: asyncio.Event) -> None:
     """Keep a Prefect progress artifact of the batch current until `finished`, then update it
     once more; none for a batch that ends within `PROGRESS_SECONDS` (two API calls it would not
-    need). Best effort: the batch's own progress is in the catalog (`GET /v1/batches/{id}`)."""
+    need). Made once every tier's run exists: a write to Prefect's API on SQLite while it creates
+    the tiers' runs can have one refused (docs/design/tier-overlap.md), which delayed the first
+    document by about a second. Best effort: the batch's own progress is in the catalog."""
     try:
+        await _first(tiers_started, finished)
         artifact_id = None
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
@@ -130,7 +133,18 @@ async def _report_progress(batch_id: str, finished: asyncio.Event) -> None:
         get_run_logger().debug("progress artifact: %s", error)
 
 
-async def _work(plan: BatchPlan, lease: Lease, task_id: str, run_chunk: ChunkRunner) -> None:
+async def _first(*events: asyncio.Event) -> None:
+    """Until any of these events is set."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+
+
+async def _work(plan: BatchPlan, lease: Lease, task_id: str, run_chunk: ChunkRunner,
+                tiers_started: asyncio.Event) -> None:
     """Discover (unless resumed, or fed to the root tier as it lists), select the root's inputs,
     and run every tier."""
     if not plan.resumed and not plan.streams_discovery:
@@ -141,4 +155,9 @@ async def _work(plan: BatchPlan, lease: Lease, task_id: str, run_chunk: ChunkRun
         await off_loop(select_inputs, plan.batch_id, 0)
     pipeline = BatchPipeline(plan, lease.generation, task_id=task_id, discover=plan.streams_discovery,
                              run_chunk=run_chunk)
-    await pipeline.run()
+    started = asyncio.ensure_future(pipeline.line.wait())
+    started.add_done_callback(lambda done: done.cancelled() or tiers_started.set())
+    try:
+        await pipeline.run()
+    finally:
+        started.cancel()

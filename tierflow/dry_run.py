@@ -10,6 +10,7 @@ split into those to process and those `dedup_strategy: skip` would skip.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from tierflow.catalog import collection_inputs as catalog_collection_inputs
@@ -47,21 +48,20 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
     selected = {"new": 0, "changed": 0, "unchanged": 0, "skipped": 0}
     to_read = 0
     for bucket in buckets if root["source"]["type"] == "bucket" else []:
-        listing = _list_bucket(bucket, reconcile=request.reconcile_deletes is not False and wanted is None)
-        for key in found:
-            found[key] += listing[key]
-        with open_session(settings.database_url) as session:
-            made = catalog_collection_inputs.recorded(session, collection_id=root["collection_id"],
-                                                      input_ids=[r["object_id"] for r in listing["rows"]])
-        for row, action in zip(listing["rows"], listing["actions"], strict=True):
-            if not evaluate(where, object_record(row)):
-                continue
-            current = made.get(row["object_id"]) == (str(row["etag"]), root_fingerprint)
-            if request.dedup_strategy == "skip" and action == "unchanged" and current:
-                selected["skipped"] += 1
-                continue
-            selected[action] += 1
-            to_read += int(row["size_bytes"] or 0)
+        reconcile = request.reconcile_deletes is not False and wanted is None
+        for page in _listing(bucket, found, reconcile=reconcile):  # a page at a time: bounded memory
+            with open_session(settings.database_url) as session:
+                made = catalog_collection_inputs.recorded(session, collection_id=root["collection_id"],
+                                                          input_ids=[row["object_id"] for row, _ in page])
+            for row, action in page:
+                if not evaluate(where, object_record(row)):
+                    continue
+                current = made.get(row["object_id"]) == (str(row["etag"]), root_fingerprint)
+                if request.dedup_strategy == "skip" and action == "unchanged" and current:
+                    selected["skipped"] += 1
+                    continue
+                selected[action] += 1
+                to_read += int(row["size_bytes"] or 0)
     processed = selected["new"] + selected["changed"] + selected["unchanged"]
     return {
         "dry_run": True, "collection_id": root["collection_id"],
@@ -71,14 +71,14 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
     }
 
 
-def _list_bucket(bucket: dict[str, Any], *, reconcile: bool) -> dict[str, Any]:
-    """The bucket's listing as discovery would class it: counts, and for each listed object its
-    row (the catalog's if unchanged, else as discovery would register it) and action."""
+def _listing(bucket: dict[str, Any], counts: dict[str, int], *,
+             reconcile: bool) -> Iterator[list[tuple[dict[str, Any], str]]]:
+    """The bucket's listing as discovery would class it, a page at a time: each listed object's
+    row (the catalog's if unchanged, else as discovery would register it) and action; `counts`
+    (listed, new, changed, unchanged, and deleted at the end when `reconcile`) kept up."""
     storage = bucket.get("storage")
-    out: dict[str, Any] = {"listed": 0, "new": 0, "changed": 0, "unchanged": 0, "deleted": 0, "rows": [],
-                           "actions": []}
     if not storage:
-        return out
+        return
     settings = get_settings()
     check_listing_granted(bucket)
     client = s3_client(*storage_location(storage))
@@ -95,17 +95,17 @@ def _list_bucket(bucket: dict[str, Any], *, reconcile: bool) -> dict[str, Any]:
         heads: dict[str, Any] = run_concurrently(
             lambda key: head_object(client, storage["s3_bucket"], key), [entries[o]["Key"] for o in fresh]
         ) if head else {}
+        classed = []
         for oid, entry in entries.items():
             action = "unchanged" if oid not in fresh else "changed" if oid in known else "new"
             found = heads.get(entry["Key"], {})
-            out["rows"].append(known[oid] if action == "unchanged" else
-                               object_row(bucket, entry, found if isinstance(found, dict) else {}))
-            out["actions"].append(action)
-            out[action] += 1
-        out["listed"] += len(entries)
+            classed.append((known[oid] if action == "unchanged" else
+                            object_row(bucket, entry, found if isinstance(found, dict) else {}), action))
+            counts[action] += 1
+        counts["listed"] += len(entries)
+        yield classed
     if reconcile:
-        out["deleted"] = len(listed_objects(bucket, object_id_for) - seen)
-    return out
+        counts["deleted"] += len(listed_objects(bucket, object_id_for) - seen)
 
 
 def _documents_per_input(session: Any, collection_id: str) -> float | None:
