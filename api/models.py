@@ -283,6 +283,7 @@ class TriggerBody(TriggerRequest):
 
 class DryRun(BaseModel):
     dry_run: bool = True
+    complete: bool = Field(description="False when the listing was cut at 100,000 objects: counts cover those.")
     collection_id: str
     tiers: list[dict[str, Any]] = Field(description="Each tier's number and collection ids.")
     objects: dict[str, int] = Field(description="The listing, classed as discovery would: listed, new, changed, "

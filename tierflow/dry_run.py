@@ -30,6 +30,10 @@ from tierflow.selection import collection_filter
 from tierflow.settings import get_settings
 from tierflow.storage import head_object, is_derivative, iter_pages, run_concurrently, s3_client, storage_location
 
+MAX_LISTED = 100_000
+"""Objects a dry run lists at most: it answers a request while the caller waits, so a stranger's
+dry run of a huge bucket is bounded (the answer then says `complete: false`)."""
+
 
 def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest) -> dict[str, Any]:
     """What `trigger` would do with this request, changing nothing (see the module's docstring)."""
@@ -47,8 +51,12 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
     found = {"listed": 0, "new": 0, "changed": 0, "unchanged": 0, "deleted": 0}
     selected = {"new": 0, "changed": 0, "unchanged": 0, "skipped": 0}
     to_read = 0
+    complete = True
     for bucket in buckets if root["source"]["type"] == "bucket" else []:
         reconcile = request.reconcile_deletes is not False and wanted is None
+        if found["listed"] >= MAX_LISTED:
+            complete = False
+            break
         for page in _listing(bucket, found, reconcile=reconcile):  # a page at a time: bounded memory
             with open_session(settings.database_url) as session:
                 made = catalog_collection_inputs.recorded(session, collection_id=root["collection_id"],
@@ -62,9 +70,12 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
                     continue
                 selected[action] += 1
                 to_read += int(row["size_bytes"] or 0)
+            if found["listed"] >= MAX_LISTED:
+                complete = False  # the rest of the listing is not looked at
+                break
     processed = selected["new"] + selected["changed"] + selected["unchanged"]
     return {
-        "dry_run": True, "collection_id": root["collection_id"],
+        "dry_run": True, "complete": complete, "collection_id": root["collection_id"],
         "tiers": [{"tier_num": n, "collection_ids": members} for n, members in enumerate(tiers)],
         "objects": found, "selected": selected, "inputs_to_process": processed, "bytes_to_read": to_read,
         "expected_documents": _expected(tiers, ratios, processed),

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from tests.utils.factories import apply_definitions, chunk_collection, passthrough_collection, put_text, text_bucket
 from tests.utils.factories import trigger as run_trigger
+from tierflow import dry_run
 from tierflow.batch_view import batch_view
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import batch_inputs, batches, documents, objects
@@ -55,6 +56,7 @@ def test_a_dry_run_matches_what_the_trigger_then_does(flows, catalog, tmp_path):
 
     first = _preview_changes_nothing(catalog)
     assert first["objects"] == {"listed": 3, "new": 3, "changed": 0, "unchanged": 0, "deleted": 0}
+    assert first["complete"]
     assert first["bytes_to_read"] == 3 * len("a1 a2 a3 a4 a5 a6")
     assert first["expected_documents"] == [None, None]  # no history yet
     _agrees(first, batch_view(run_trigger("dry", "chunks")["batch_id"]))
@@ -74,3 +76,12 @@ def test_a_dry_run_matches_what_the_trigger_then_does(flows, catalog, tmp_path):
     view = batch_view(run_trigger("dry", "chunks", dedup_strategy="skip", source_filters=keep)["batch_id"])
     _agrees(second, view)
     assert view["tier_tasks"][0]["documents_written"] == 3  # a: one chunk now, d: two
+
+
+def test_a_dry_run_of_a_huge_bucket_stops_listing_and_says_so(flows, catalog, tmp_path, monkeypatch):
+    for name in ("a", "b", "c"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    apply_definitions(tmp_path, {"namespace": "dry", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    monkeypatch.setattr(dry_run, "MAX_LISTED", 2)  # 100,000 in production; a page here holds all three
+    preview = _preview_changes_nothing(catalog)
+    assert not preview["complete"] and preview["objects"]["listed"] == 3 and preview["objects"]["deleted"] == 0
