@@ -130,7 +130,7 @@ def _expected(tiers: list[list[str]], ratios: dict[str, float | None], inputs: i
     tier above writes. None from the first tier whose collection has no history."""
     expected: list[int | None] = []
     reads: float | None = float(inputs)
-    for n, members in enumerate(tiers):
+    for members in tiers:
         wrote: float | None = 0.0
         for collection_id in members:
             ratio = ratios[collection_id]
@@ -139,5 +139,5 @@ def _expected(tiers: list[list[str]], ratios: dict[str, float | None], inputs: i
                 continue
             wrote += reads * ratio
         expected.append(None if wrote is None else round(wrote))
-        reads = wrote if n + 1 < len(tiers) else reads
+        reads = wrote
     return expected
