@@ -8,7 +8,7 @@ run did.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -31,6 +31,7 @@ from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling, Crashed
 
+from flows.clients import retry_busy_api_soon
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
 from tierflow.errors import NotFoundError, TransientError
@@ -61,11 +62,14 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
     deadline = time.monotonic() + (settings.runner_start_seconds if _runner_since else 0)
     try:
         with get_client(sync_client=True) as client:
+            retry_busy_api_soon(client)
             deployment = _served_deployment(client, name, deadline)
             for attempt in range(_CREATE_ATTEMPTS):
                 try:
                     run = client.create_flow_run_from_deployment(
                         deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
+                    for wake in _wake_runner:
+                        wake()
                     return str(run.id)
                 except httpx.HTTPError:
                     if attempt == _CREATE_ATTEMPTS - 1:
@@ -132,6 +136,16 @@ _runner_since: list[datetime] = []
 def expect_runner() -> None:
     """This process starts a runner for the deployments: triggers wait for it while it starts."""
     _runner_since[:] = [datetime.now(UTC)]
+
+
+_wake_runner: list[Callable[[], None]] = []
+"""What starts this process's runner looking for runs now (empty: it has none)."""
+
+
+def wake_runner_with(wake: Callable[[], None]) -> None:
+    """This process's runner starts the runs created here as soon as `wake()` is called, not at
+    its next poll of the Prefect API."""
+    _wake_runner[:] = [wake]
 
 
 def _served_here(deployment: Any) -> bool:

@@ -22,13 +22,15 @@ import threading
 import time
 from typing import Any
 
-from prefect.deployments.runner import RunnerDeployment
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
 
 from deployments.recovery import Sweeper
-from deployments.runs import stop_taking_runs
+from deployments.runs import stop_taking_runs, wake_runner_with
+from deployments.warm_starts import WarmStarter, start_fork_server
 from deployments.webhook_delivery import Deliverer
+from flows.clients import retry_busy_api_soon
 from flows.trigger import trigger_collection
 from tierflow.settings import get_settings
 
@@ -41,11 +43,12 @@ collection that reads the bucket."""
 
 
 def build_deployments(*, namespace: str, collection: str, cron: str) -> list[RunnerDeployment]:
-    """The manual deployment and the scheduled one for `namespace`/`collection`."""
+    """The manual deployment and the scheduled one for `namespace`/`collection`. Their entrypoint
+    is the flow's module, which a warm-started run has already imported (`deployments/warm_starts.py`)."""
     manual = trigger_collection.to_deployment(
         name="trigger-collection",
         description="Trigger a collection by hand or by API: fill in namespace, collection and request.",
-        tags=["tierflow"],
+        tags=["tierflow"], entrypoint_type=EntrypointType.MODULE_PATH,
     )
     scheduled = trigger_collection.to_deployment(
         name="process-pending",
@@ -53,18 +56,37 @@ def build_deployments(*, namespace: str, collection: str, cron: str) -> list[Run
         cron=cron,
         parameters={"namespace": namespace, "collection": collection,
                     "request": NEW_OR_CHANGED},
-        tags=["tierflow", "scheduled"],
+        tags=["tierflow", "scheduled"], entrypoint_type=EntrypointType.MODULE_PATH,
     )
     return [manual, scheduled]
 
 
 class DrainingRunner(Runner):
-    """A Prefect runner whose SIGTERM drains: no new runs, running ones finish within the grace
-    period, then Prefect's own stop (which cancels what is left)."""
+    """A Prefect runner whose runs start warm (`deployments/warm_starts.py`) and as soon as they are
+    created here (`wake`), and whose SIGTERM drains: no new runs, running ones finish within the
+    grace period, then Prefect's own stop (which cancels what is left)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._draining = False
+
+    async def __aenter__(self) -> DrainingRunner:
+        await super().__aenter__()
+        retry_busy_api_soon(self._client)  # it proposes each run's first states, on a busy API too
+        # Prefect picks a starter per run through this resolver and has no public way to give one.
+        # tests/deployments/test_serve.py fails when Prefect moves it.
+        self._scheduled_run_poller._resolve_starter = self._warm_starter
+        return self
+
+    def _warm_starter(self, flow_run: Any) -> WarmStarter:
+        return WarmStarter(deployment_name=self._deployment_registry.get_deployment_name(flow_run.deployment_id),
+                           heartbeat_seconds=self._heartbeat_seconds, control_channel=self._control_channel)
+
+    def wake(self) -> None:
+        """Look for runs to start now rather than at the next poll: called from any thread once a
+        run of this runner's deployments was created in this process."""
+        if self.started and not self.stopping:
+            self.execute_in_background(self._get_and_submit_flow_runs)
 
     def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
         if self._draining or not self.started:
@@ -112,7 +134,9 @@ def stop_polling(runner: Runner) -> bool:
 
 def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C."""
+    start_fork_server()
     runner = DrainingRunner(name="tierflow", query_seconds=get_settings().runner_poll_seconds)
+    wake_runner_with(runner.wake)
     # Before the runner starts (it installs the same handler then), SIGTERM ends this quietly.
     signal.signal(signal.SIGTERM, runner.handle_sigterm)
     for deployment in build_deployments(namespace=namespace, collection=collection, cron=cron):

@@ -103,10 +103,42 @@ def die_with_parent(parent_pid: int) -> bool:
     return True
 
 
+def die_with_process(pid: int) -> bool:
+    """Have this process killed (SIGKILL) when process `pid` ends, however it ends, though `pid` is
+    not its parent; exit at once if it already has. Whether it can watch (Linux 5.3 and later: a
+    daemon thread waits on the process's pidfd)."""
+    import select
+    import signal
+
+    try:
+        watched = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):
+        return False
+
+    def watch() -> None:
+        select.select([watched], [], [])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tierflow-die-with-server", daemon=True).start()
+    return True
+
+
+_tied: list[int] = []
+"""The server this process was tied to (`die_with_server`), once it is."""
+
+
 def die_with_server() -> None:
-    """In a process `tierflow serve` started (a flow run of its runner), die with that server: a
-    run whose server was killed must not go on writing to the catalog while the restarted
-    server's sweep resumes its batch."""
+    """In a process `tierflow serve` started (a flow run of its runner, forked by the server's
+    fork server or started by the server itself), die with that server: a run whose server was
+    killed must not go on writing to the catalog while the restarted server's sweep resumes its
+    batch. Once per process; later calls do nothing."""
     server = os.environ.get(SERVER_PID_VARIABLE)
-    if server and server.isdigit() and int(server) != os.getpid() and os.getppid() == int(server):
+    if _tied or not server or not server.isdigit() or int(server) == os.getpid():
+        return
+    _tied.append(int(server))
+    if os.getppid() == int(server):
         die_with_parent(int(server))
+    else:
+        die_with_process(int(server))

@@ -100,16 +100,24 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_the_runner_can_be_told_to_take_no_more_runs(prefect_harness):
-    # Draining on SIGTERM needs this switch of Prefect's runner; this fails when Prefect moves it.
+def test_the_runner_starts_runs_warm_and_can_be_told_to_take_no_more_runs(prefect_harness):
+    # Warm starts and draining on SIGTERM need these parts of Prefect's runner; this fails when
+    # Prefect moves them.
     import asyncio
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
 
     from deployments.serve import DrainingRunner, running_processes, stop_polling
+    from deployments.warm_starts import WarmStarter
 
-    async def started_then_stopped() -> tuple[bool, bool]:
+    async def started_then_stopped() -> tuple[bool, bool, bool]:
         runner = DrainingRunner(name="probe")
         async with runner:
+            run = FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), deployment_id=uuid.uuid4())
+            starter = runner._scheduled_run_poller._resolve_starter(run)
+            warm = isinstance(starter, WarmStarter) and starter._control_channel is runner._control_channel
             manager = runner._process_manager
-            return stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count)
+            return warm, stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count)
 
-    assert asyncio.run(started_then_stopped()) == (True, True)
+    assert asyncio.run(started_then_stopped()) == (True, True, True)

@@ -1,0 +1,129 @@
+"""Flow runs of `tierflow serve` started warm: forked from a process that has already imported
+Prefect and tierflow, instead of a new interpreter per run.
+
+A new interpreter spends about 3 s importing Prefect and tierflow before a run begins, which is
+most of a small batch's time. `tierflow serve` starts one fork server (Python's `forkserver`)
+as it starts, which imports them once; each flow run of its runner is then a process forked from
+it, that runs the flow exactly as `python -m prefect.engine` would. A run keeps its own process,
+so the runner still cancels it, counts it and kills it as before. The measurements and the
+options weighed are in docs/design/warm-starts.md.
+
+Each run dies with the server (it watches the server's process) and with the fork server: a run
+never outlives `tierflow serve`, however it dies. The fork server exits once the server and its
+runs are gone.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.forkserver
+import os
+import runpy
+import sys
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.runner._process_manager import ProcessHandle
+
+PRELOAD = ["deployments.warm_starts", "flows.trigger", "prefect.engine", "prefect.flow_engine"]
+"""What the fork server imports once: the trigger flow (with all of tierflow) and Prefect's
+engine. Importing them starts no thread, which is what makes forking from it safe."""
+
+_FORKS = multiprocessing.get_context("forkserver")
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, so that the first run does not wait for its imports (it is
+    started again by the next run if it ever exits)."""
+    _FORKS.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+
+
+class WarmStarter:
+    """Starts one flow run in a process forked from the fork server (Prefect's `ProcessStarter`
+    protocol: hand the process over through `task_status`, then return when it exits).
+
+    The process is given the environment `python -m prefect.engine` would be given by Prefect's
+    own starter: the runner's settings, the flow run's id, its deployment's name, the heartbeat
+    and the control channel through which the runner asks a run to stop before killing it."""
+
+    def __init__(self, *, deployment_name: str | None, heartbeat_seconds: int | None,
+                 control_channel: Any | None) -> None:
+        self._deployment_name = deployment_name
+        self._heartbeat_seconds = heartbeat_seconds
+        self._control_channel = control_channel
+
+    async def start(self, flow_run: FlowRun,
+                    task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+        from prefect.runner._process_manager import ProcessHandle
+
+        control = self._register_control(flow_run)
+        try:
+            process = _FORKS.Process(target=run_engine, args=(self._environment(flow_run, control),),
+                                     name=f"flow-run-{flow_run.id}")
+            # Starting asks the fork server over a local socket; it may first (re)start the fork
+            # server, which takes seconds: not on the runner's loop.
+            await anyio.to_thread.run_sync(process.start, limiter=anyio.CapacityLimiter(1))
+        except BaseException:
+            if control:
+                self._control_channel.unregister(flow_run.id)
+            raise
+        task_status.started(ProcessHandle(process))
+        # A thread of its own waits for the exit, so runs never queue for the loop's shared threads.
+        await anyio.to_thread.run_sync(process.join, limiter=anyio.CapacityLimiter(1))
+
+    def _register_control(self, flow_run: FlowRun) -> dict[str, str]:
+        """The control channel's address for this run, or nothing where the runner has none (it
+        then stops a run by killing its process)."""
+        if self._control_channel is None:
+            return {}
+        try:
+            port, token = self._control_channel.register(flow_run.id)
+        except RuntimeError:
+            return {}
+        return {"PREFECT__CONTROL_PORT": str(port), "PREFECT__CONTROL_TOKEN": token}
+
+    def _environment(self, flow_run: FlowRun, control: dict[str, str]) -> dict[str, str]:
+        from prefect.settings import get_current_settings
+        from prefect.utilities.processutils import sanitize_subprocess_env
+
+        env: dict[str, str | None] = {
+            **os.environ,
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+            "PREFECT__FLOW_RUN_ID": str(flow_run.id),
+            "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
+            "PREFECT__DEPLOYMENT_NAME": self._deployment_name,
+            **control,
+        }
+        if self._heartbeat_seconds is not None:
+            env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(int(self._heartbeat_seconds))
+        return sanitize_subprocess_env(env)
+
+
+def run_engine(env: dict[str, str]) -> None:
+    """In the forked process: become the flow run's process. Die with the fork server, take the
+    run's environment, and run Prefect's engine as `python -m prefect.engine` does (its exit
+    code is the process's)."""
+    import prefect.engine
+    from prefect.context import SettingsContext, get_settings_context
+    from prefect.settings import Settings
+
+    from tierflow.process import die_with_parent, die_with_server
+
+    die_with_parent(os.getppid())
+    os.environ.clear()
+    os.environ.update(env)
+    # Not through the fork server alone: each run holds the fork server's end of the pipe that
+    # tells it the server is gone, so it outlives the server as long as a run does.
+    die_with_server()
+    sys.argv = ["prefect.engine", env["PREFECT__FLOW_RUN_ID"]]
+    # Prefect read its settings when the fork server imported it: read them again from this run's
+    # environment, as Prefect does for the runs it starts in a subprocess of its own.
+    with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
+        # Run as a path, not as the module the fork server already imported (runpy warns then).
+        runpy.run_path(prefect.engine.__file__, run_name="__main__")
