@@ -61,6 +61,25 @@ def other_lines() -> list[str]:
     if reads:
         lines.append(f"- Presigned reads: {reads['own_cpu_ratio']:.2f}× botocore's processor time per GET, "
                      f"{reads['wall_ratio']:.2f}× its wall time.")
+    rest = _load("rest")
+    if rest:
+        small = rest["small"]
+        lines.append(f"- Through `tierflow serve`'s REST API, a 20-object batch: first document "
+                     f"{small['first_document_s_median']:.2f} s and COMPLETED {small['completed_s_median']:.2f} s "
+                     f"after the request (medians of {len(small['runs'])}).")
+        if "concurrent" in rest:
+            c = rest["concurrent"]
+            lines.append(f"- {c['batches']} such batches triggered at once: all {'/'.join(c['statuses'])} "
+                         f"{c['all_completed_s']:.1f} s after the requests.")
+        lines.extend(f"- REST, {row['objects']:,} objects polled every 0.2 s: {row['rest']['vs_handwritten']:.2f}× the "
+                     f"hand-written script; GET /v1/batches/{{id}} p95 {row['rest']['poll_p95_ms']} ms."
+                     for row in rest.get("sizes", []))
+    peers = _load("peers")
+    if peers:
+        lines.extend(f"- LlamaIndex IngestionPipeline, {row['objects']:,} objects ({row['llamaindex']['workers']} "
+                     f"worker(s)): tierflow {row['tierflow_vs_llamaindex']:.2f}× its throughput; re-run "
+                     f"{row['tierflow']['rerun_s']:.2f} s against {row['llamaindex']['rerun_s']:.2f} s."
+                     for row in peers["runs"])
     scale = _load("scale_out")
     if scale:
         runs = scale["runs"]

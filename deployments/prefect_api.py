@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -75,6 +76,24 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, timeout: flo
     raise TierflowError(f"Prefect's local API did not answer within {timeout:g} s; set PREFECT_API_URL")
 
 
+def write_transactions_wait_their_turn() -> None:
+    """Have Prefect's API on SQLite begin each of its write transactions with `BEGIN IMMEDIATE`,
+    so that a write waits for the one before it (SQLite's busy timeout) instead of being refused.
+
+    Prefect begins them DEFERRED (IMMEDIATE only where it asks for `with_for_update`): one that
+    reads, then writes, is refused at once when another write committed in between, and the API
+    answers 503, which its clients retry after 2, 4, 8… s. docs/design/warm-starts.md has the
+    measurements."""
+    from prefect.server.database.configurations import AioSqliteConfiguration
+
+    deferred = AioSqliteConfiguration.begin_transaction
+
+    def immediate(self: Any, session: Any, with_for_update: bool = False) -> Any:
+        return deferred(self, session, with_for_update=True)
+
+    AioSqliteConfiguration.begin_transaction = immediate  # type: ignore[method-assign]
+
+
 def main(parent: int, port: int) -> None:
     """The API process: tie its life to `parent`'s, then serve Prefect's API on loopback."""
     import uvicorn
@@ -82,6 +101,7 @@ def main(parent: int, port: int) -> None:
     from tierflow.process import die_with_parent
 
     die_with_parent(parent)
+    write_transactions_wait_their_turn()
     uvicorn.run("prefect.server.api.server:create_app", factory=True, host=HOST, port=port,
                 log_level="error", lifespan="on")
 

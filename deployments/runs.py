@@ -7,6 +7,7 @@ run did.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,9 +30,10 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from prefect.states import Cancelled, Cancelling, Crashed
 
-from flows.clients import retry_busy_api_soon
+from flows.clients import QUICK_RETRIES, retry_busy_api_soon
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog.engine import open_session
 from tierflow.errors import NotFoundError, TransientError
@@ -66,8 +68,10 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
             deployment = _served_deployment(client, name, deadline)
             for attempt in range(_CREATE_ATTEMPTS):
                 try:
-                    run = client.create_flow_run_from_deployment(
-                        deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
+                    # Prefect's last retry waits 32 s; a trigger tries again itself, sooner.
+                    with _one_creation_at_a_time, temporary_settings({PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)}):
+                        run = client.create_flow_run_from_deployment(
+                            deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
                     for wake in _wake_runner:
                         wake()
                     return str(run.id)
@@ -77,7 +81,7 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
                         if found is not None:
                             return found
                         raise
-                    time.sleep(0.5 * 2**attempt)
+                    time.sleep(0.25 * 2**attempt)
     except ObjectNotFound:
         raise RunnerUnavailableError(
             f"the Prefect deployment '{name}' does not exist; start it with `tierflow serve`"
@@ -87,7 +91,12 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
     raise AssertionError("unreachable")  # every attempt returns or raises
 
 
-_CREATE_ATTEMPTS = 3
+_CREATE_ATTEMPTS = 5
+
+_one_creation_at_a_time = threading.Lock()
+"""Triggers sent together create their runs in turn: created at once, they collided in a Prefect
+API on SQLite, which refused them with 503 again and again (twenty at once: triggers still
+waiting after 60 s); in turn, each takes a few tens of milliseconds."""
 
 
 def _served_deployment(client: Any, name: str, deadline: float) -> Any:
