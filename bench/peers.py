@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from llama_index.core.node_parser import TextSplitter  # noqa: E402
 from llama_index.core.schema import NodeRelationship, TextNode, TransformComponent  # noqa: E402
 
 from bench import pipeline  # noqa: E402
+from bench.children import default_credentials, print_result, run_contender  # noqa: E402
 
 CHUNK_WORDS = 3
 TARGET = "tierflow ahead of LlamaIndex's IngestionPipeline in throughput (the ratio is reported whatever it is)"
@@ -138,23 +138,18 @@ def child(contender: str, endpoint: str, workers: int) -> None:
         result = run_tierflow(tmp) if contender == "tierflow" else run_llamaindex(tmp, endpoint, workers)
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     result["workers_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, 1)
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
 
 
 def measure(contender: str, endpoint: str, workers: int = 0) -> dict[str, Any]:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
-    out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint,
-                          "--child-workers", str(workers)], env=env, capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        raise SystemExit(f"{contender} failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(lines[-1][7:]))
+    return run_contender([sys.executable, __file__, "--child", contender, "--endpoint", endpoint,
+                          "--child-workers", str(workers)], env, contender)
 
 
 def main() -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
-        os.environ.setdefault(name, value)
+    default_credentials()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, nargs="+", default=[2000, 10_000])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],

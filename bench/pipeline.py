@@ -42,6 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.children import default_credentials, print_result, run_contender  # noqa: E402
 from bench.heap import HeapSampler  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 from tierflow.process import MALLOC_ARENAS  # noqa: E402
@@ -334,7 +335,7 @@ def child(contender: str, endpoint: str) -> None:
         result = runner()
         result["heap"] = heap.summary()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    print("RESULT " + json.dumps(result), flush=True)
+    print_result(result)
 
 
 def measure(contender: str, endpoint: str) -> dict[str, Any]:
@@ -349,12 +350,7 @@ def measure(contender: str, endpoint: str) -> dict[str, Any]:
         env.setdefault("MALLOC_ARENA_MAX", str(MALLOC_ARENAS))
     else:  # a script of one's own runs on glibc's default arenas
         env.pop("MALLOC_ARENA_MAX", None)
-    out = subprocess.run([sys.executable, __file__, "--child", contender, "--endpoint", endpoint],
-                         env=env, capture_output=True, text=True, check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        raise SystemExit(f"{contender} failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(lines[-1][7:]))
+    return run_contender([sys.executable, __file__, "--child", contender, "--endpoint", endpoint], env, contender)
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -391,8 +387,7 @@ def start_moto() -> tuple[subprocess.Popen[bytes], str]:
 
 def main() -> None:
     global PREFIX
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
-        os.environ.setdefault(name, value)
+    default_credentials()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10_000])
     parser.add_argument("--large", action="store_true", help="also run 100,000 objects (about fifteen minutes)")

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import pipeline  # noqa: E402
+from bench.children import default_credentials  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 
 TIERFLOW = [sys.executable, "-c", "from cli.main import app; app()"]
@@ -192,8 +193,7 @@ def run_big(served: Served, count: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
-        os.environ.setdefault(name, value)
+    default_credentials()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, nargs="*", default=[2000, 10_000])
     parser.add_argument("--small", type=int, default=5, help="20-object batches, one after another")

@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pipeline import _wait_for_port, _warm_up  # noqa: E402
 
+from bench.children import default_credentials, print_result, run_contender  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 
 S3_BUCKET = "tierflow-scale"
@@ -106,26 +107,19 @@ def child(contender: str) -> None:
             ran = sum(p.state_counts["memory"] for p in cluster.scheduler.task_prefixes.values())
             assert ran, "no task ran on the Dask cluster"
             cluster.close()
-    print("RESULT " + json.dumps({"seconds": seconds, "status": view["status"],
-                                  "documents": response["document_count"],
-                                  "tier_ms": [t["duration_ms"] for t in view["tier_tasks"]]}), flush=True)
+    print_result({"seconds": seconds, "status": view["status"], "documents": response["document_count"],
+                  "tier_ms": [t["duration_ms"] for t in view["tier_tasks"]]})
 
 
 def measure(contender: str, endpoint: str) -> dict[str, Any]:
     env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
            "TIERFLOW_S3_ENDPOINT_URL": endpoint, "TIERFLOW_CHUNK_SIZE": str(CHUNK)}
-    out = subprocess.run([sys.executable, __file__, "--child", contender], env=env, capture_output=True, text=True,
-                         check=False)
-    lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
-    if out.returncode or not lines:
-        raise SystemExit(f"{contender} failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(lines[-1][7:]))
+    return run_contender([sys.executable, __file__, "--child", contender], env, contender)
 
 
 def main() -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "bench"), ("AWS_SECRET_ACCESS_KEY", "bench")):
-        os.environ.setdefault(name, value)
+    default_credentials()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=150)
     parser.add_argument("--child", choices=sorted(CONTENDERS))
