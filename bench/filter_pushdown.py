@@ -13,7 +13,6 @@ the (bucket_id, status) index narrows the scan. Prints a table and writes bench/
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import save_results  # noqa: E402
 from tierflow.catalog.engine import get_engine  # noqa: E402
 from tierflow.catalog.records import object_field, object_record  # noqa: E402
 from tierflow.catalog.schema import buckets, namespaces, objects  # noqa: E402
@@ -103,9 +103,7 @@ def main() -> None:
     print(f"{'python':<10}{python_s:>10.3f}{len(python_ids):>10}")
     print(f"{'sql':<10}{sql_s:>10.3f}{len(sql_ids):>10}")
     print(f"SQL pushdown is {result['speedup']}x faster; plan: {'; '.join(result['plan'])}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "filters.json").write_text(json.dumps(result, indent=2))
+    save_results("filters", result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ worker processes the largest of theirs. Prints a table and writes bench/results/
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -41,7 +40,7 @@ from llama_index.core.node_parser import TextSplitter  # noqa: E402
 from llama_index.core.schema import NodeRelationship, TextNode, TransformComponent  # noqa: E402
 
 from bench import pipeline  # noqa: E402
-from bench.children import default_credentials, print_result, run_contender  # noqa: E402
+from bench.harness import default_credentials, print_result, run_contender, save_results  # noqa: E402
 
 CHUNK_WORDS = 3
 TARGET = "tierflow ahead of LlamaIndex's IngestionPipeline in throughput (the ratio is reported whatever it is)"
@@ -189,9 +188,7 @@ def report(rows: list[dict[str, Any]]) -> None:
             print(f"{row['objects']:>8} {name:<22} {r['seconds']:>8.2f} {row['objects'] / r['seconds']:>7.0f} "
                   f"{r['documents']:>7} {rss:>7} {r['rerun_s']:>8.2f} {ahead:>14}")
     print(f"target: {TARGET}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "peers.json").write_text(json.dumps({"target": TARGET, "runs": rows}, indent=2))
+    save_results("peers", {"target": TARGET, "runs": rows})
 
 
 if __name__ == "__main__":

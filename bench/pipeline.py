@@ -27,7 +27,6 @@ use, freed but kept, and SQLite's memory, lowest and highest over the run (bench
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import socket
@@ -42,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.children import default_credentials, print_result, run_contender  # noqa: E402
+from bench.harness import default_credentials, print_result, run_contender, save_results  # noqa: E402
 from bench.heap import HeapSampler  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 from tierflow.process import MALLOC_ARENAS  # noqa: E402
@@ -468,9 +467,7 @@ def report(results: list[dict[str, Any]]) -> None:
     if 10_000 in rss and 100_000 in rss:
         print(f"peak RSS 100k / 10k: {rss[100_000] / rss[10_000]:.2f}x")
     print(f"targets: {TARGETS}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "pipeline.json").write_text(json.dumps({"targets": TARGETS, "runs": results}, indent=2))
+    save_results("pipeline", {"targets": TARGETS, "runs": results})
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ writes bench/results/reads.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import save_results  # noqa: E402
 from bench.pipeline import PREFIX, S3_BUCKET, seed, start_moto  # noqa: E402
 
 
@@ -82,13 +82,11 @@ def main() -> None:
         print(f"{way:<10} {wall:>7.2f} {cpu / args.objects * 1000:>15.2f} {store_ms:>17}")
     (wall_b, cpu_b, _), (wall_p, cpu_p, _) = medians["botocore"], medians["presigned"]
     print(f"presigned / botocore: own CPU {cpu_p / cpu_b:.2f}x, wall {wall_p / wall_b:.2f}x")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "reads.json").write_text(json.dumps({
+    save_results("reads", {
         "objects": args.objects, "rounds": args.rounds, "threads": args.threads,
         "medians": {way: dict(zip(("wall_s", "own_cpu_s", "store_cpu_s"), m, strict=True))
                     for way, m in medians.items()},
-        "own_cpu_ratio": cpu_p / cpu_b, "wall_ratio": wall_p / wall_b}, indent=2))
+        "own_cpu_ratio": cpu_p / cpu_b, "wall_ratio": wall_p / wall_b})
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Prints a table and writes bench/results/rest.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sqlite3
 import subprocess
@@ -40,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import pipeline  # noqa: E402
-from bench.children import default_credentials  # noqa: E402
+from bench.harness import default_credentials, save_results  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 
 TIERFLOW = [sys.executable, "-c", "from cli.main import app; app()"]
@@ -218,18 +217,13 @@ def main() -> None:
                         hand.append(pipeline.measure("handwritten", endpoint))
                         rest.append(run_big(served, count))
                     results["sizes"].append({"objects": count, "handwritten": pipeline._median_run(hand),
-                                             "rest": _median(rest)})
+                                             "rest": pipeline._median_run(rest)})
             finally:
                 served.stop()
     finally:
         moto.terminate()
         moto.wait()
     report(results)
-
-
-def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    ordered = sorted(runs, key=lambda r: r["seconds"])
-    return {**ordered[(len(ordered) - 1) // 2], "all_seconds": [r["seconds"] for r in runs]}
 
 
 def report(results: dict[str, Any]) -> None:
@@ -253,11 +247,9 @@ def report(results: dict[str, Any]) -> None:
             print(f"{row['objects']:>8} {name:<12} {r['seconds']:>8.2f} {row['objects'] / r['seconds']:>7.0f} "
                   f"{vs:>8} {r.get('first_document_s', '-'):>9} {r.get('poll_p95_ms', '-'):>10}")
             if len(r["all_seconds"]) > 1:
-                print(f"{'':>8} {'':<12} seconds of each run: {', '.join(f'{s:.2f}' for s in r['all_seconds'])}")
+                print(f"{'':>8} {'':<12} seconds of each run: {', '.join(map(str, r['all_seconds']))}")
     print(f"targets: {TARGETS}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "rest.json").write_text(json.dumps(results, indent=2))
+    save_results("rest", results)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Prints a table and writes bench/results/scale_out.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -36,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from pipeline import _wait_for_port, _warm_up  # noqa: E402
 
-from bench.children import default_credentials, print_result, run_contender  # noqa: E402
+from bench.harness import default_credentials, print_result, run_contender, save_results  # noqa: E402
 from cli.demo import free_port  # noqa: E402
 
 S3_BUCKET = "tierflow-scale"
@@ -146,10 +145,8 @@ def main() -> None:
         tier = r["tier_ms"][0] / 1000
         print(f"{name:<9} {r['seconds']:>8.2f} {r['documents']:>9} {tier:>7.2f}  {base / r['seconds']:.2f}x")
     print(f"dask-2 vs dask-1: {results['dask-1']['seconds'] / results['dask-2']['seconds']:.2f}x")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scale_out.json").write_text(json.dumps({"objects": args.objects, "cores": os.cpu_count(),
-                                                    "runs": results}, indent=2))
+    save_results("scale_out", {"objects": args.objects, "cores": os.cpu_count(),
+                                                    "runs": results})
 
 
 if __name__ == "__main__":

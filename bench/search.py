@@ -19,7 +19,6 @@ Prints a table and writes bench/results/search.json.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import random
@@ -34,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.harness import save_results  # noqa: E402
 from tierflow.catalog import documents as catalog_documents  # noqa: E402
 from tierflow.catalog import resources  # noqa: E402
 from tierflow.catalog import vectors as catalog_vectors  # noqa: E402
@@ -185,9 +185,7 @@ def main() -> None:
                     print(f"{backend:<11}{count:>10,}  {label:<8}{row['first_ms']:>9}{row['p50_ms']:>8}"
                           f"{row['p95_ms']:>8}{row['recall_at_10']:>10}")
                 dispose_engines()
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "search.json").write_text(json.dumps(result, indent=2))
+    save_results("search", result)
 
 
 if __name__ == "__main__":

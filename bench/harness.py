@@ -1,11 +1,16 @@
-"""What the benchmarks share to run a contender in a process of its own (its peak RSS its own)."""
+"""What the benchmarks share: running a contender in a process of its own (so that its peak RSS is
+its own), moto's credentials, and writing their results under bench/results/."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+"""Where each benchmark writes its figures as JSON (`bench/report.py` reads them)."""
 
 RESULT = "RESULT "
 """The prefix of the line a contender's process prints its figures on, as JSON."""
@@ -30,3 +35,9 @@ def run_contender(command: list[str], env: dict[str, str], name: str) -> dict[st
     if out.returncode or not lines:
         raise SystemExit(f"{name} failed:\n{out.stderr[-3000:]}")
     return dict(json.loads(lines[-1][len(RESULT):]))
+
+
+def save_results(name: str, results: dict[str, Any]) -> None:
+    """Write a benchmark's figures to bench/results/NAME.json."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2))
