@@ -21,6 +21,7 @@ import signal
 import threading
 import time
 from typing import Any
+from uuid import UUID
 
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.exceptions import TerminationSignal
@@ -69,6 +70,12 @@ class DrainingRunner(Runner):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._draining = False
+        self._entrypoints: dict[UUID, str | None] = {}
+
+    async def aadd_deployment(self, deployment: RunnerDeployment) -> UUID:
+        deployment_id = await super().aadd_deployment(deployment)
+        self._entrypoints[deployment_id] = deployment.entrypoint
+        return deployment_id
 
     async def __aenter__(self) -> DrainingRunner:
         await super().__aenter__()
@@ -80,6 +87,7 @@ class DrainingRunner(Runner):
 
     def _warm_starter(self, flow_run: Any) -> WarmStarter:
         return WarmStarter(deployment_name=self._deployment_registry.get_deployment_name(flow_run.deployment_id),
+                           entrypoint=self._entrypoints.get(flow_run.deployment_id),
                            heartbeat_seconds=self._heartbeat_seconds, control_channel=self._control_channel)
 
     def wake(self) -> None:

@@ -36,6 +36,10 @@ PRELOAD = ["deployments.warm_starts", "flows.trigger", "prefect.engine", "prefec
 and what a run imports late (Prefect serialises a run's parameters with FastAPI's encoder: 0.18 s
 of each run's start). Importing them starts no thread, which is what makes forking from it safe."""
 
+RUN_NICENESS = 10
+"""Runs yield the CPU to the server: its REST API answers reads of a running batch without
+waiting behind the batch for a core."""
+
 _FORKS = multiprocessing.get_context("forkserver")
 
 
@@ -52,11 +56,14 @@ class WarmStarter:
 
     The process is given the environment `python -m prefect.engine` would be given by Prefect's
     own starter: the runner's settings, the flow run's id, its deployment's name, the heartbeat
-    and the control channel through which the runner asks a run to stop before killing it."""
+    and the control channel through which the runner asks a run to stop before killing it. With
+    the deployment's `entrypoint`, the run takes its flow from there rather than reading the
+    deployment from the API first (what Prefect's engine does when given one)."""
 
-    def __init__(self, *, deployment_name: str | None, heartbeat_seconds: int | None,
+    def __init__(self, *, deployment_name: str | None, entrypoint: str | None, heartbeat_seconds: int | None,
                  control_channel: Any | None) -> None:
         self._deployment_name = deployment_name
+        self._entrypoint = entrypoint
         self._heartbeat_seconds = heartbeat_seconds
         self._control_channel = control_channel
 
@@ -102,6 +109,8 @@ class WarmStarter:
             "PREFECT__DEPLOYMENT_NAME": self._deployment_name,
             **control,
         }
+        if self._entrypoint:
+            env["PREFECT__FLOW_ENTRYPOINT"] = self._entrypoint
         if self._heartbeat_seconds is not None:
             env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(int(self._heartbeat_seconds))
         return sanitize_subprocess_env(env)
@@ -118,6 +127,7 @@ def run_engine(env: dict[str, str]) -> None:
     from tierflow.process import die_with_parent, die_with_server
 
     die_with_parent(os.getppid())
+    os.nice(RUN_NICENESS)
     os.environ.clear()
     os.environ.update(env)
     # Not through the fork server alone: each run holds the fork server's end of the pipe that

@@ -108,16 +108,21 @@ def test_the_runner_starts_runs_warm_and_can_be_told_to_take_no_more_runs(prefec
 
     from prefect.client.schemas.objects import FlowRun
 
-    from deployments.serve import DrainingRunner, running_processes, stop_polling
+    from deployments.serve import DrainingRunner, build_deployments, running_processes, stop_polling
     from deployments.warm_starts import WarmStarter
 
-    async def started_then_stopped() -> tuple[bool, bool, bool]:
+    manual = build_deployments(namespace="ns", collection="c", cron="0 * * * *")[0]
+
+    async def started_then_stopped() -> tuple[bool, bool, bool, str | None]:
         runner = DrainingRunner(name="probe")
         async with runner:
-            run = FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), deployment_id=uuid.uuid4())
+            run = FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), deployment_id=await runner.aadd_deployment(manual))
             starter = runner._scheduled_run_poller._resolve_starter(run)
             warm = isinstance(starter, WarmStarter) and starter._control_channel is runner._control_channel
+            # The run takes its flow from the module it has imported, not from the deployment read first.
+            entrypoint = starter._environment(run, {}).get("PREFECT__FLOW_ENTRYPOINT")
             manager = runner._process_manager
-            return warm, stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count)
+            return (warm, stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count),
+                    entrypoint)
 
-    assert asyncio.run(started_then_stopped()) == (True, True, True)
+    assert asyncio.run(started_then_stopped()) == (True, True, True, "flows.trigger.trigger_collection")
