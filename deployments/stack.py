@@ -19,6 +19,7 @@ import uvicorn
 from deployments.prefect_api import local_prefect_api
 from deployments.runs import expect_runner
 from deployments.serve import serve_deployments
+from flows.clients import share_tls_contexts
 from tierflow.errors import TierflowError
 from tierflow.leases import SERVER_ID_VARIABLE, holder_name
 from tierflow.process import SERVER_PID_VARIABLE
@@ -45,6 +46,7 @@ def run_api_only(*, host: str, port: int, announce: Callable[[str], None]) -> No
     workers of a Prefect server's work pool execute (`prefect deploy --all`, `prefect worker start`)."""
     from api.app import create_app
 
+    share_tls_contexts()
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         raise TierflowError(
@@ -61,6 +63,7 @@ def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: st
     from api.app import create_app
 
     expect_runner()
+    share_tls_contexts()  # each trigger, sweep and runner poll makes a Prefect client
     # The runs this server starts die with it (tierflow.process.die_with_server) and name it as
     # the holder of their batches' leases.
     os.environ[SERVER_PID_VARIABLE] = str(os.getpid())

@@ -36,6 +36,8 @@ fourth one, none of 12 runs did.
 from __future__ import annotations
 
 import random
+import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -97,3 +99,46 @@ def shared_prefect_client() -> Iterator[SyncClientContext]:
         if async_context is not None:
             retry_busy_api_soon(async_context.client)
         yield context
+
+
+class _OneContextPerArguments:
+    """The `ssl` module as Prefect's client module sees it, except that `create_default_context`
+    makes one context per arguments and gives that one again after.
+
+    Prefect configures the context it is given the same way each time (its TLS settings), and
+    httpx only reads it, so sharing one is safe; it is safe between threads too."""
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+        self._made: dict[Any, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)
+
+    def create_default_context(self, *args: Any, **kwargs: Any) -> ssl.SSLContext:
+        key = (args, tuple(sorted(kwargs.items())))
+        with self._lock:
+            context = self._made.get(key)
+            if context is None:
+                context = self._made[key] = self._module.create_default_context(*args, **kwargs)
+            return context
+
+
+def share_tls_contexts() -> bool:
+    """Have every Prefect client of this process share one SSL context; whether it could.
+
+    Each new Prefect client loads the certificate bundle into a fresh SSL context (30 ms of CPU),
+    even for a plain-HTTP API, and Prefect's engine makes five of them before a flow's first task.
+    Prefect takes no context from outside, so its client module is given an `ssl` that makes each
+    context once. A Prefect whose client module no longer imports `ssl` is left as it is
+    (tests/flows/test_clients.py fails then)."""
+    import prefect.client.orchestration as orchestration
+
+    current = getattr(orchestration, "ssl", None)
+    if isinstance(current, _OneContextPerArguments):
+        return True
+    if current is not ssl:
+        return False
+    orchestration.ssl = _OneContextPerArguments(ssl)  # type: ignore[attr-defined]
+    return True

@@ -12,7 +12,14 @@ from prefect import flow
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 from prefect.context import AsyncClientContext, SyncClientContext
 
-from flows.clients import QUICK_RETRIES, SPREAD, ask_for_quick_retry, retry_busy_api_soon, shared_prefect_client
+from flows.clients import (
+    QUICK_RETRIES,
+    SPREAD,
+    ask_for_quick_retry,
+    retry_busy_api_soon,
+    share_tls_contexts,
+    shared_prefect_client,
+)
 
 API = "http://prefect.test/api"
 
@@ -126,3 +133,18 @@ def test_requests_refused_together_are_not_asked_back_together() -> None:
     low, high = SPREAD
     assert all(QUICK_RETRIES[0] * low <= wait <= QUICK_RETRIES[0] * high for wait in first_waits)
     assert len(set(first_waits)) > 1
+
+
+def test_prefect_clients_made_after_sharing_load_the_certificates_once() -> None:
+    # Fails when Prefect's client module no longer makes its SSL contexts through its `ssl`.
+    import prefect.client.orchestration as orchestration
+
+    original = orchestration.ssl
+    try:
+        assert share_tls_contexts() and share_tls_contexts()  # a second call changes nothing
+        clients = [SyncPrefectClient(API), SyncPrefectClient(API), PrefectClient(API)]
+        made = orchestration.ssl._made
+        assert len(made) == 1
+        assert all(c._client._transport._pool._ssl_context is next(iter(made.values())) for c in clients)
+    finally:
+        orchestration.ssl = original
