@@ -140,5 +140,5 @@ def share_tls_contexts() -> bool:
         return True
     if current is not ssl:
         return False
-    orchestration.ssl = _OneContextPerArguments(ssl)  # type: ignore[attr-defined]
+    orchestration.ssl = _OneContextPerArguments(ssl)  # type: ignore[assignment]
     return True
