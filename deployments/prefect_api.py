@@ -25,6 +25,10 @@ from tierflow.errors import TierflowError
 HOST = "127.0.0.1"
 """Anyone who reaches a Prefect API can run tierflow's deployments: loopback only."""
 
+NICENESS = 5
+"""The API serves the runs (niced further, `deployments/warm_starts.py`) before them, and yields
+the CPU to the server's REST API: reads of a running batch do not wait behind its bookkeeping."""
+
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 """What Prefect sets for its own temporary server (no UI, the ephemeral server's services)."""
 
@@ -101,6 +105,7 @@ def main(parent: int, port: int) -> None:
     from tierflow.process import die_with_parent
 
     die_with_parent(parent)
+    os.nice(NICENESS)
     write_transactions_wait_their_turn()
     uvicorn.run("prefect.server.api.server:create_app", factory=True, host=HOST, port=port,
                 log_level="error", lifespan="on")

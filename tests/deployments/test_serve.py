@@ -69,6 +69,8 @@ def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only_and_di
         assert url.startswith("http://127.0.0.1:") and url.endswith("/api"), url
         children = _children_of(parent.pid)
         assert len(children) == 1
+        # It yields the CPU to the server's REST API, relative to the server's own priority.
+        assert _niceness(children[0]) == _niceness(parent.pid) + prefect_api.NICENESS
     finally:
         parent.send_signal(signal.SIGKILL)
         parent.wait()
@@ -76,6 +78,10 @@ def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only_and_di
     while _alive(children[0]):
         assert time.monotonic() < deadline, "the Prefect API outlived the server that started it"
         time.sleep(0.1)
+
+
+def _niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def _children_of(pid: int) -> list[int]:
