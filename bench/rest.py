@@ -179,9 +179,10 @@ def run_concurrent(served: Served, endpoint: str, count: int) -> dict[str, Any]:
             "completed_s_median": sorted(r["completed_s"] for r in runs)[(count - 1) // 2]}
 
 
-def run_big(served: Served, count: int) -> dict[str, Any]:
-    """One batch of the `count` objects seeded under big-{count}/, polled every 0.2 s."""
-    headers = served.define(f"big-{count}", f"big-{count}/")
+def run_big(served: Served, count: int, round_num: int) -> dict[str, Any]:
+    """One batch of the `count` objects seeded under big-{count}/, polled every 0.2 s; each round
+    in a namespace of its own, so that each writes every document anew as the first did."""
+    headers = served.define(f"big-{count}-{round_num}", f"big-{count}/")
     reads_ms: list[float] = []
     sent, batch_id = served.trigger(headers)
     view = served.wait(headers, batch_id, every=POLL_SECONDS, reads_ms=reads_ms)
@@ -213,9 +214,9 @@ def main() -> None:
                     _seed(endpoint, f"big-{count}/", count)
                     os.environ["TIERFLOW_BENCH_PREFIX"] = f"big-{count}/"  # the hand-written script's prefix
                     rest, hand = [], []
-                    for _ in range(args.repeat):  # alternated, so that drift hits both alike
+                    for round_num in range(args.repeat):  # alternated, so that drift hits both alike
                         hand.append(pipeline.measure("handwritten", endpoint))
-                        rest.append(run_big(served, count))
+                        rest.append(run_big(served, count, round_num))
                     results["sizes"].append({"objects": count, "handwritten": pipeline._median_run(hand),
                                              "rest": pipeline._median_run(rest)})
             finally:
