@@ -35,7 +35,7 @@ bench: $(BENCH_STAMP)
 	$(BIN)/python bench/filter_pushdown.py
 	$(BIN)/python bench/reads.py
 	$(BIN)/python bench/pipeline.py --objects 1000 2000 10000
-	$(BIN)/python bench/rest.py --objects 2000 10000
+	$(BIN)/python bench/rest.py --objects 2000 10000 --repeat 2
 	$(BIN)/python bench/peers.py --objects 2000 10000
 	$(BIN)/python bench/scale_out.py
 	$(BIN)/python bench/search.py

@@ -26,8 +26,10 @@ HOST = "127.0.0.1"
 """Anyone who reaches a Prefect API can run tierflow's deployments: loopback only."""
 
 NICENESS = 5
-"""The API serves the runs (niced further, `deployments/warm_starts.py`) before them, and yields
-the CPU to the server's REST API: reads of a running batch do not wait behind its bookkeeping."""
+"""Prefect's API, whose background work (recording task runs from their events) takes a third of
+a core during a large batch, yields the CPU to tierflow's REST API and to the runs: reads of a
+running batch do not wait behind that bookkeeping. The runs themselves keep the default
+priority: niced, they lost throughput to everything else on the machine (docs/benchmarks.md)."""
 
 _SERVER_ENV = {"PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"}
 """What Prefect sets for its own temporary server (no UI, the ephemeral server's services)."""

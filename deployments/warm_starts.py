@@ -36,10 +36,6 @@ PRELOAD = ["deployments.warm_starts", "flows.trigger", "prefect.engine", "prefec
 and what a run imports late (Prefect serialises a run's parameters with FastAPI's encoder: 0.18 s
 of each run's start). Importing them starts no thread, which is what makes forking from it safe."""
 
-RUN_NICENESS = 10
-"""Runs yield the CPU to the server: its REST API answers reads of a running batch without
-waiting behind the batch for a core."""
-
 _FORKS = multiprocessing.get_context("forkserver")
 
 
@@ -128,7 +124,6 @@ def run_engine(env: dict[str, str]) -> None:
     from tierflow.process import die_with_parent, die_with_server
 
     die_with_parent(os.getppid())
-    os.nice(RUN_NICENESS)
     os.environ.clear()
     os.environ.update(env)
     # Not through the fork server alone: each run holds the fork server's end of the pipe that
