@@ -30,11 +30,10 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._process_manager import ProcessHandle
 
-PRELOAD = ["deployments.warm_starts", "flows.trigger", "prefect.engine", "prefect.flow_engine", "fastapi.encoders",
-           "anyio._backends._asyncio"]
-"""What the fork server imports once: the trigger flow (with all of tierflow), Prefect's engine,
-and what a run imports late (Prefect serialises a run's parameters with FastAPI's encoder: 0.18 s
-of each run's start). Importing them starts no thread, which is what makes forking from it safe."""
+PRELOAD = ["deployments.warm_starts", "deployments.fork_server", "anyio._backends._asyncio"]
+"""What the fork server imports once: `deployments/fork_server.py` (Prefect's engine and the trigger
+flow with all of tierflow, and what Prefect builds lazily in each process), and what a run
+imports late."""
 
 _FORKS = multiprocessing.get_context("forkserver")
 

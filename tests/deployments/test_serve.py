@@ -132,3 +132,16 @@ def test_the_runner_starts_runs_warm_and_can_be_told_to_take_no_more_runs(prefec
                     entrypoint)
 
     assert asyncio.run(started_then_stopped()) == (True, True, True, "flows.trigger.trigger_collection")
+
+
+def test_the_fork_server_builds_prefects_models_and_starts_no_thread():
+    # A run forked from the fork server must not inherit a thread's half-held locks, and must not
+    # build again what the fork server built once (Prefect's models, the shared SSL context).
+    import subprocess
+    import sys
+
+    script = ("import threading, deployments.fork_server as f, prefect.client.orchestration as o\n"
+              "print(threading.active_count(), f.build_deferred_models(), len(o.ssl._made))")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["1", "0", "1"]
