@@ -37,8 +37,28 @@ def prefect_api() -> Iterator[str]:
 
     with local_prefect_api() as local_url:
         os.environ["PREFECT_API_URL"] = local_url  # inherited by the flow-run processes
-        with temporary_settings({PREFECT_API_URL: local_url}):
+        with temporary_settings({PREFECT_API_URL: local_url}), _seen_by_every_thread():
             yield local_url
+
+
+@contextmanager
+def _seen_by_every_thread() -> Iterator[None]:
+    """Have threads started without this one's context (uvicorn's, the sweeper's, the webhook
+    deliverer's) see the settings of the environment as it is now, for the duration of the block.
+
+    Prefect gives such threads a process-wide settings context, read from the environment when
+    Prefect was imported, before the local API had an address. Each Prefect client made there
+    then started a temporary Prefect API of its own, on the same database as the local one: the
+    REST API's triggers were created through it, and its writes and the local API's contended for
+    one SQLite file (tests/deployments/test_serve.py)."""
+    import prefect.context
+
+    prior = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    prefect.context.refresh_global_settings_context()
+    try:
+        yield
+    finally:
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = prior
 
 
 def run_api_only(*, host: str, port: int, announce: Callable[[str], None]) -> None:

@@ -145,3 +145,25 @@ def test_the_fork_server_builds_prefects_models_and_starts_no_thread():
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["1", "0", "1"]
+
+
+def test_threads_of_tierflow_serve_talk_to_its_local_prefect_api(tmp_path):
+    # Threads started without the main thread's context (uvicorn's, the sweeper's) got Prefect's
+    # settings from before the local API had an address: each Prefect client made there started a
+    # temporary Prefect API of its own, on the same database.
+    import os
+    import subprocess
+    import sys
+
+    script = ("import threading\nfrom prefect.settings import get_current_settings\n"
+              "from deployments.stack import prefect_api\n"
+              "with prefect_api() as url:\n"
+              "    seen = []\n"
+              "    thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))\n"
+              "    thread.start(); thread.join()\n"
+              "    print(seen == [url], url)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[:1] == ["True"], out.stdout + out.stderr
