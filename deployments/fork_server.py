@@ -2,8 +2,9 @@
 (`deployments/warm_starts.py`).
 
 Python's fork server can only import modules before it forks: importing this one imports Prefect's
-engine and tierflow's flows, then builds what Prefect builds lazily in each new process. It
-starts no thread, which is what keeps forking from the fork server safe.
+engine and tierflow's flows, then builds what Prefect builds lazily in each new process and loads
+botocore's S3 model (`tierflow.storage.load_s3_models`). It starts no thread, which is what keeps
+forking from the fork server safe.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import encoders  # noqa: F401  (Prefect serialises a run's paramete
 
 import flows.trigger  # noqa: F401  (the trigger flow, with all of tierflow)
 from flows.clients import share_tls_contexts
+from tierflow.storage import load_s3_models
 
 
 def build_deferred_models() -> int:
@@ -47,3 +49,4 @@ def make_tls_context() -> None:
 
 build_deferred_models()
 make_tls_context()
+load_s3_models()

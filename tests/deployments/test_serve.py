@@ -141,10 +141,11 @@ def test_the_fork_server_builds_prefects_models_and_starts_no_thread():
     import sys
 
     script = ("import threading, deployments.fork_server as f, prefect.client.orchestration as o\n"
-              "print(threading.active_count(), f.build_deferred_models(), len(o.ssl._made))")
+              "from tierflow import storage\n"
+              "print(threading.active_count(), f.build_deferred_models(), len(o.ssl._made), len(storage._shared_loader))")
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True,
                          text=True, check=True).stdout.split()
-    assert out == ["1", "0", "1"]
+    assert out == ["1", "0", "1", "1"]
 
 
 def test_threads_of_tierflow_serve_talk_to_its_local_prefect_api(tmp_path):
