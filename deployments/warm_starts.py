@@ -119,7 +119,6 @@ def run_engine(env: dict[str, str]) -> None:
     from prefect.context import SettingsContext, get_settings_context
     from prefect.settings import Settings
 
-    from flows.clients import share_tls_contexts
     from tierflow.process import die_with_parent, die_with_server
 
     die_with_parent(os.getppid())
@@ -128,7 +127,6 @@ def run_engine(env: dict[str, str]) -> None:
     # Not through the fork server alone: each run holds the fork server's end of the pipe that
     # tells it the server is gone, so it outlives the server as long as a run does.
     die_with_server()
-    share_tls_contexts()  # Prefect's engine makes five clients before the flow's first task
     sys.argv = ["prefect.engine", env["PREFECT__FLOW_RUN_ID"]]
     # Prefect read its settings when the fork server imported it: read them again from this run's
     # environment, as Prefect does for the runs it starts in a subprocess of its own.

@@ -128,7 +128,7 @@ class _OneContextPerArguments:
 def share_tls_contexts() -> bool:
     """Have every Prefect client of this process share one SSL context; whether it could.
 
-    Each new Prefect client loads the certificate bundle into a fresh SSL context (30 ms of CPU),
+    Each new Prefect client loads the certificate bundle into a fresh SSL context (about 20 ms),
     even for a plain-HTTP API, and Prefect's engine makes five of them before a flow's first task.
     Prefect takes no context from outside, so its client module is given an `ssl` that makes each
     context once. A Prefect whose client module no longer imports `ssl` is left as it is
