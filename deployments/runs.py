@@ -7,7 +7,6 @@ run did.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -69,7 +68,7 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
             for attempt in range(_CREATE_ATTEMPTS):
                 try:
                     # Prefect's last retry waits 32 s; a trigger tries again itself, sooner.
-                    with _one_creation_at_a_time, temporary_settings({PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)}):
+                    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)}):
                         run = client.create_flow_run_from_deployment(
                             deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
                     for wake in _wake_runner:
@@ -93,10 +92,6 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
 
 _CREATE_ATTEMPTS = 5
 
-_one_creation_at_a_time = threading.Lock()
-"""Triggers sent together create their runs in turn: created at once, they collided in a Prefect
-API on SQLite, which refused them with 503 again and again (twenty at once: triggers still
-waiting after 60 s); in turn, each takes a few tens of milliseconds."""
 
 
 def _served_deployment(client: Any, name: str, deadline: float) -> Any:
