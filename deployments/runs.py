@@ -27,9 +27,10 @@ from prefect.client.schemas.filters import (
     TaskRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.context import SettingsContext, get_settings_context
 from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
-from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, Settings
 from prefect.states import Cancelled, Cancelling, Crashed
 
 from flows.clients import QUICK_RETRIES, retry_busy_api_soon
@@ -67,8 +68,7 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
             deployment = _served_deployment(client, name, deadline)
             for attempt in range(_CREATE_ATTEMPTS):
                 try:
-                    # Prefect's last retry waits 32 s; a trigger tries again itself, sooner.
-                    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)}):
+                    with _quick_retries():
                         run = client.create_flow_run_from_deployment(
                             deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
                     for wake in _wake_runner:
@@ -92,6 +92,20 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
 
 _CREATE_ATTEMPTS = 5
 
+
+_retry_settings: list[tuple[Settings, Settings]] = []
+"""The settings `_quick_retries` was last built from, and those it built."""
+
+
+def _quick_retries() -> SettingsContext:
+    """The current Prefect settings with fewer client retries: Prefect's last one waits 32 s,
+    and a trigger tries again itself, sooner. Built once for the settings in force, not for each
+    trigger: building Settings is a noticeable part of a small batch's start."""
+    context = get_settings_context()
+    if not _retry_settings or _retry_settings[0][0] is not context.settings:
+        quick = context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)})
+        _retry_settings[:] = [(context.settings, quick)]
+    return SettingsContext(profile=context.profile, settings=_retry_settings[0][1])
 
 
 def _served_deployment(client: Any, name: str, deadline: float) -> Any:
@@ -152,6 +166,16 @@ def wake_runner_with(wake: Callable[[], None]) -> None:
     _wake_runner[:] = [wake]
 
 
+_runs_warm: list[Callable[[], bool]] = []
+"""Whether this process's runner starts runs warm yet (empty: it has no such start to wait for)."""
+
+
+def report_warm_starts_with(ready: Callable[[], bool]) -> None:
+    """This process's runner starts runs warm once `ready()`: until then `/ready` says it is
+    still starting (a run it starts waits for that)."""
+    _runs_warm[:] = [ready]
+
+
 def _served_here(deployment: Any) -> bool:
     """Whether the deployment is served as this process expects: by any runner or worker, or, in a
     process that starts a runner, by that runner (it registered the deployment since it started;
@@ -183,6 +207,8 @@ def readiness() -> dict[str, str]:
         checks["deployment"] = f"'{settings.trigger_deployment}' not registered yet (is a runner or worker serving it?)"
     except Exception as error:  # the Prefect API is down or refuses
         checks["deployment"] = f"the Prefect API cannot be reached ({type(error).__name__})"
+    if checks["deployment"] == "ok" and _runs_warm and not _runs_warm[0]():
+        checks["deployment"] = "this server's runner is still starting (importing what its runs need)"
     return checks
 
 

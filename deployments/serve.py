@@ -28,8 +28,8 @@ from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
 
 from deployments.recovery import Sweeper
-from deployments.runs import stop_taking_runs, wake_runner_with
-from deployments.warm_starts import WarmStarter, start_fork_server
+from deployments.runs import report_warm_starts_with, stop_taking_runs, wake_runner_with
+from deployments.warm_starts import WarmStarter, fork_server_ready, start_fork_server
 from deployments.webhook_delivery import Deliverer
 from flows.clients import retry_busy_api_soon
 from flows.trigger import trigger_collection
@@ -143,6 +143,7 @@ def stop_polling(runner: Runner) -> bool:
 def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C."""
     start_fork_server()
+    report_warm_starts_with(fork_server_ready)
     runner = DrainingRunner(name="tierflow", query_seconds=get_settings().runner_poll_seconds)
     wake_runner_with(runner.wake)
     # Before the runner starts (it installs the same handler then), SIGTERM ends this quietly.

@@ -20,6 +20,7 @@ import multiprocessing.forkserver
 import os
 import runpy
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,11 +39,38 @@ imports late."""
 _FORKS = multiprocessing.get_context("forkserver")
 
 
+_warm = threading.Event()
+"""Set once the fork server has imported everything and forked a first process."""
+
+
 def start_fork_server() -> None:
     """Start the fork server now, so that the first run does not wait for its imports (it is
-    started again by the next run if it ever exits)."""
+    started again by the next run if it ever exits), and have it fork one process that does
+    nothing: `fork_server_ready()` is true once that process has run."""
     _FORKS.set_forkserver_preload(PRELOAD)
     multiprocessing.forkserver.ensure_running()
+    threading.Thread(target=_warm_up, name="fork-server-warm-up", daemon=True).start()
+
+
+def fork_server_ready() -> bool:
+    """Whether a run forked now starts at once (the fork server has finished its imports: until
+    then, a fork waits for them)."""
+    return _warm.is_set()
+
+
+def _warm_up() -> None:
+    """Fork a process that does nothing: its start waits until the fork server has imported
+    everything, then sets `_warm`."""
+    try:
+        process = _FORKS.Process(target=_nothing, name="fork-server-warm-up")
+        process.start()
+        process.join()
+    finally:
+        _warm.set()  # a fork server that failed fails the runs too, with their own error
+
+
+def _nothing() -> None:
+    """The warm-up process's work."""
 
 
 class WarmStarter:
@@ -61,6 +89,8 @@ class WarmStarter:
         self._entrypoint = entrypoint
         self._heartbeat_seconds = heartbeat_seconds
         self._control_channel = control_channel
+        self._settings_env: tuple[Any, dict[str, str]] | None = None
+        """The runner's settings as environment variables, and the settings they were read from."""
 
     async def start(self, flow_run: FlowRun,
                     task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -93,12 +123,11 @@ class WarmStarter:
         return {"PREFECT__CONTROL_PORT": str(port), "PREFECT__CONTROL_TOKEN": token}
 
     def _environment(self, flow_run: FlowRun, control: dict[str, str]) -> dict[str, str]:
-        from prefect.settings import get_current_settings
         from prefect.utilities.processutils import sanitize_subprocess_env
 
         env: dict[str, str | None] = {
             **os.environ,
-            **get_current_settings().to_environment_variables(exclude_unset=True),
+            **self._settings_environment(),
             "PREFECT__FLOW_RUN_ID": str(flow_run.id),
             "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
             "PREFECT__DEPLOYMENT_NAME": self._deployment_name,
@@ -109,6 +138,16 @@ class WarmStarter:
         if self._heartbeat_seconds is not None:
             env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(int(self._heartbeat_seconds))
         return sanitize_subprocess_env(env)
+
+    def _settings_environment(self) -> dict[str, str]:
+        """The settings in force as environment variables, read again only when they change:
+        reading them holds the runner's loop, before each run it starts."""
+        from prefect.settings import get_current_settings
+
+        settings = get_current_settings()
+        if self._settings_env is None or self._settings_env[0] is not settings:
+            self._settings_env = (settings, settings.to_environment_variables(exclude_unset=True))
+        return self._settings_env[1]
 
 
 def run_engine(env: dict[str, str]) -> None:

@@ -98,3 +98,34 @@ def test_a_server_shutting_down_takes_no_trigger_and_is_not_ready(prefect_harnes
         runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="k2")
     answer = TestClient(create_app(), raise_server_exceptions=False).get("/ready")
     assert answer.status_code == 503 and answer.json()["error"]["details"]["checks"]["server"] == "shutting down"
+
+
+def test_not_ready_until_runs_start_warm(prefect_harness, unregistered, monkeypatch):
+    # `tierflow serve`'s first run would wait for the fork server's imports: until they are done,
+    # the server says its runner is still starting.
+    register(unregistered)
+    warm = threading.Event()
+    monkeypatch.setattr(runs, "_runs_warm", [])
+    runs.report_warm_starts_with(warm.is_set)
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    waiting = client.get("/ready")
+    assert waiting.status_code == 503
+    assert "importing what its runs need" in waiting.json()["error"]["details"]["checks"]["deployment"]
+    warm.set()
+    assert client.get("/ready").status_code == 200
+
+
+def test_a_trigger_retries_quickly_under_the_settings_in_force(prefect_harness):
+    # The trigger's own retries replace Prefect's slow last ones; the settings for that are built
+    # once for the settings in force, and again when those change.
+    from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    from flows.clients import QUICK_RETRIES
+
+    with runs._quick_retries() as first:
+        assert PREFECT_CLIENT_MAX_RETRIES.value() == len(QUICK_RETRIES)
+    with runs._quick_retries() as again:
+        assert again.settings is first.settings
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), runs._quick_retries():
+        assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
+        assert PREFECT_CLIENT_MAX_RETRIES.value() == len(QUICK_RETRIES)
