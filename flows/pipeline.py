@@ -4,8 +4,8 @@ joined by bounded links (flows/links.py).
 The trigger run creates one `BatchPipeline` and runs it; nothing about a batch run is kept in a
 module. Discovery hands the root tier each listing page once registered; each tier hands the one
 below it the inputs of each chunk that ended. The tiers' runs are created one after another, each
-once the tier above has its own, and no tier runs a chunk before all of them exist
-(docs/design/tier-overlap.md).
+once the tier above has its own, and no tier runs a chunk before all of them exist, except the
+root tier's first (docs/design/tier-overlap.md).
 """
 
 from __future__ import annotations

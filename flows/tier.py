@@ -92,6 +92,10 @@ class TierChunks:
     """Chunks started and not yet ended (with what they made handed to the tier below)."""
     reached: bool = False
     """Whether the batch's `current_tier` counts this tier yet (set as its first chunk starts)."""
+    ahead: int = 0
+    """Chunks it may start before the start line opens (the root tier's first: see `run_tier`)."""
+    started: int = 0
+    """Chunks started so far."""
     _cutter: ChunkCutter = field(init=False)
     _ended: asyncio.Condition = field(default_factory=asyncio.Condition)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -145,6 +149,9 @@ class TierChunks:
 
     async def _start(self, collection_id: str, input_ids: list[str]) -> None:
         ports = self.ports
+        if self.started >= self.ahead:
+            await ports.line.wait()  # no further chunk before every tier's run exists
+        self.started += 1
         if not self.reached:
             await off_loop(reach_tier, batch_id=ports.batch_id, tier_num=ports.tier_num)
             self.reached = True
@@ -180,11 +187,14 @@ def chunk_error(error: BaseException, tier_num: int) -> dict[str, Any]:
 
 async def run_tier(ports: TierPorts, *, task_id: str, parent_task_id: str | None,
                    chunk_size: int, chunks_at_once: int) -> dict[str, Any]:
-    """Run the tier as flow run `task_id`: start it, wait at the start line, select and chunk its
-    inputs as they come, run the chunks, close it. Returns the tier as the ledger closed it.
+    """Run the tier as flow run `task_id`: start it, select and chunk its inputs as they come, run
+    the chunks, close it. Returns the tier as the ledger closed it.
 
-    Whatever happens, its outbox closes (failed unless the tier closed), so the tier below ends."""
-    chunks = TierChunks(ports, chunk_size, limit=2 * chunks_at_once)
+    Its chunks wait at the start line, except the root tier's first, which is small: it runs while
+    the tiers below are still being created, so a small batch's first document does not wait for
+    them. Whatever happens, its outbox closes (failed unless the tier closed), so the tier below
+    ends."""
+    chunks = TierChunks(ports, chunk_size, limit=2 * chunks_at_once, ahead=1 if ports.tier_num == 0 else 0)
     closed = False
     try:
         if ports.inbox is not None:
@@ -194,7 +204,6 @@ async def run_tier(ports: TierPorts, *, task_id: str, parent_task_id: str | None
         if ports.outbox is not None:
             ports.outbox.started(task_id)
         ports.line.arrive(ports.tier_num)
-        await ports.line.wait()  # no chunk before every tier's run exists
         if ports.tier_num > 0:
             await off_loop(select_inputs, ports.batch_id, ports.tier_num, final=False)  # written before it began
         await _start_pending(chunks)

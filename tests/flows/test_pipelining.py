@@ -241,10 +241,14 @@ class _FakeChunks:
         return [chunk.input_ids for chunk in self.started]
 
 
-def _tier_chunks(runner: _FakeChunks, *, size: int, limit: int, outbox: Link | None = None) -> TierChunks:
-    ports = TierPorts(batch_id="btch_x", tier_num=1, generation=1, run_chunk=runner, line=StartLine(2),
-                      outbox=outbox)
-    return TierChunks(ports, size, limit, reached=True)  # no batch in a catalog to mark reached
+def _tier_chunks(runner: _FakeChunks, *, size: int, limit: int, outbox: Link | None = None,
+                 line: StartLine | None = None, ahead: int = 0) -> TierChunks:
+    """Tier 1's chunks; past the start line unless given a `line`."""
+    if line is None:
+        line = StartLine(2)
+        line.open()
+    ports = TierPorts(batch_id="btch_x", tier_num=1, generation=1, run_chunk=runner, line=line, outbox=outbox)
+    return TierChunks(ports, size, limit, reached=True, ahead=ahead)  # no batch in a catalog to mark reached
 
 
 async def _turns(count: int = 3) -> None:
@@ -393,26 +397,46 @@ def test_the_start_line_opens_once_every_tier_has_arrived_or_the_batch_ends():
     asyncio.run(scenario())
 
 
-def test_no_chunk_runs_before_every_tier_has_its_run(flows, tmp_path):
+def test_only_the_root_tiers_first_chunk_runs_before_every_tier_has_its_run(flows, tmp_path, one_by_one):
     # Prefect's API on SQLite refuses to create a subflow's run while chunk task runs keep it
-    # writing, so no tier runs a chunk before every tier's run exists (and has started). The
-    # third tier's run is created two runs after the file tier's: without the line, the file
-    # tier's first chunk would come first.
-    put_text(flows, "notes/a.txt", "a1 a2 a3")
+    # writing, so no chunk runs before every tier's run exists (and has started), except the
+    # root tier's first, which is small. The third tier's run is created two runs after the file
+    # tier's: without the line, more of the file tier's chunks (one object each) would come first.
+    for name in ("a", "b", "c"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2 {name}3")
     apply_definitions(tmp_path, {"namespace": "flows", "buckets": [text_bucket()],
                                  "collections": [chunk_collection(size=3), passthrough_collection("copies", "chunks"),
                                                  passthrough_collection("copies2", "copies")]})
-    tiers_without_a_run: list[int] = []
+    early: list[tuple[int, list[str]]] = []
 
     async def watched(chunk: Chunk) -> BaseException | None:
         view = await off_loop(batch_view, chunk.batch_id)
-        tiers_without_a_run.extend(t["tier_num"] for t in view["tier_tasks"] if t["task_id"] is None)
+        if any(t["task_id"] is None for t in view["tier_tasks"]):
+            early.append((chunk.tier_num, chunk.input_ids))
         return await run_chunk_task(chunk)
 
     view = batch_view(trigger_with("flows", "chunks", watched)["batch_id"])
-    assert tiers_without_a_run == []
+    assert len(early) <= 1 and all(tier_num == 0 for tier_num, _ in early), early
     assert view["status"] == "COMPLETED", view["error_summary"]
-    assert [t["documents_written"] for t in view["tier_tasks"]] == [1, 1, 1]
+    assert [t["documents_written"] for t in view["tier_tasks"]] == [3, 3, 3]
+
+
+def test_a_tier_runs_its_chunks_ahead_of_the_start_line_and_the_rest_once_it_opens():
+    async def scenario() -> None:
+        runner, line = _FakeChunks(), StartLine(2)
+        chunks = _tier_chunks(runner, size=1, limit=4, line=line, ahead=1)
+        adding = asyncio.create_task(chunks.add("col_a", ["d1", "d2", "d3"]))
+        await _turns()
+        assert runner.ids() == [["d1"]] and not adding.done()  # the second waits at the line
+        line.open()
+        await asyncio.wait_for(adding, WAIT_SECONDS)
+        await _turns()
+        assert runner.ids() == [["d1"], ["d2"], ["d3"]]
+        for input_id in ("d1", "d2", "d3"):
+            runner.end(input_id)
+        await chunks.finish()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.timeout(180)
