@@ -180,7 +180,9 @@ def test_progress_moves_while_polled_and_shows_in_a_terminal(stack):
                 snapshots.append(view)
                 root = view["tier_tasks"][0]
                 if not screens and 0 < root["progress"]["processed"] and root["completed_at"] is None:
-                    screens.append(_screen(tmux, session))  # mid-run, as a user sees it
+                    screen = _screen(tmux, session)  # mid-run, as a user sees it
+                    if screen.strip():  # the watcher has drawn (it starts a Python process of its own)
+                        screens.append(screen)
                 return view
 
             poll(read, lambda view: view["status"] in TERMINAL, seconds=120)
