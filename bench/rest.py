@@ -206,7 +206,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             served = Served(Path(os.environ.get("TIERFLOW_BENCH_KEEP") or tmp), endpoint)
             try:
-                results["small"] = run_small(served, endpoint, args.small)
+                if args.small:
+                    results["small"] = run_small(served, endpoint, args.small)
                 if args.concurrent:
                     results["concurrent"] = run_concurrent(served, endpoint, args.concurrent)
                 results["sizes"] = []
@@ -229,11 +230,12 @@ def main() -> None:
 
 def report(results: dict[str, Any]) -> None:
     """Print the figures and the targets, and write bench/results/rest.json."""
-    small = results["small"]
-    print(f"small ({SMALL} objects, 2 tiers, {len(small['runs'])} in a row): first document "
-          f"{small['first_document_s_median']:.2f} s median, {small['first_document_s_max']:.2f} s max; COMPLETED "
-          f"{small['completed_s_median']:.2f} s median, {small['completed_s_max']:.2f} s max")
-    print("    each: " + ", ".join(f"{r['first_document_s']:.2f}/{r['completed_s']:.2f}" for r in small["runs"]))
+    small = results.get("small")
+    if small:
+        print(f"small ({SMALL} objects, 2 tiers, {len(small['runs'])} in a row): first document "
+              f"{small['first_document_s_median']:.2f} s median, {small['first_document_s_max']:.2f} s max; "
+              f"COMPLETED {small['completed_s_median']:.2f} s median, {small['completed_s_max']:.2f} s max")
+        print("    each: " + ", ".join(f"{r['first_document_s']:.2f}/{r['completed_s']:.2f}" for r in small["runs"]))
     if "concurrent" in results:
         c = results["concurrent"]
         print(f"concurrent: {c['batches']} batches of {SMALL} sent at once, all {'/'.join(c['statuses'])} "
