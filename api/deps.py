@@ -64,11 +64,16 @@ def namespace_of(who: Caller) -> dict[str, Any]:
     """The namespace `who` acts in, after checking its key (401) and that the key may act there
     (403); 400 without a namespace, 404 for an unknown one. One catalog session."""
     with catalog() as session:
-        key = authenticate(session, authorization=who.authorization)
-        if not who.namespace:
-            raise BadRequestError("namespace missing: send the X-Namespace header or ?namespace=",
-                                  details={"field": "X-Namespace"})
-        row = resources.get_namespace(session, identifier=who.namespace)
+        return namespace_in(session, who)
+
+
+def namespace_in(session: Session, who: Caller) -> dict[str, Any]:
+    """`namespace_of`, read in this session (a route that reads more in the same one)."""
+    key = authenticate(session, authorization=who.authorization)
+    if not who.namespace:
+        raise BadRequestError("namespace missing: send the X-Namespace header or ?namespace=",
+                              details={"field": "X-Namespace"})
+    row = resources.get_namespace(session, identifier=who.namespace)
     key.check_namespace(row["namespace_id"])
     return row
 

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CallerDep, NamespaceDep, catalog, namespace_of
+from api.deps import Caller, CallerDep, NamespaceDep, catalog, namespace_in
 from api.models import Batch, BatchListRequest, ListResponse, RetryRequest, RetryResponse, Task
 from deployments import operations
 from deployments.runs import read_task
-from tierflow.batch_view import batch_view
+from tierflow.batch_view import batch_view, batch_view_in
 from tierflow.browse import page_of
 from tierflow.catalog import batches as catalog_batches
 from tierflow.errors import NotFoundError
@@ -21,18 +21,28 @@ router = APIRouter(tags=["batches and tasks"])
 
 def _batch_in(namespace: dict[str, Any], batch_id: str) -> dict[str, Any]:
     """The batch's view, or 404 when it belongs to another namespace (nothing leaks across)."""
-    view = batch_view(batch_id)
+    return _owned(namespace, batch_view(batch_id))
+
+
+def _owned(namespace: dict[str, Any], view: dict[str, Any]) -> dict[str, Any]:
     if view["namespace_id"] != namespace["namespace_id"]:
-        raise NotFoundError("batch", batch_id, scope=namespace["namespace_name"])
+        raise NotFoundError("batch", view["batch_id"], scope=namespace["namespace_name"])
     return view
+
+
+def _read_batch(who: Caller, batch_id: str) -> dict[str, Any]:
+    """`who`'s key and namespace, and the batch, read in one catalog session."""
+    with catalog() as session:
+        namespace = namespace_in(session, who)
+        return _owned(namespace, batch_view_in(session, batch_id))
 
 
 @router.get("/v1/batches/{batch_id}", response_model=Batch)
 async def get_batch(batch_id: str, who: CallerDep) -> dict:
     """Status, per-tier counters and task ids, failed-input summary."""
     # Clients poll this while their batch runs: the key, the namespace and the batch are read in
-    # one trip to a worker thread, not three.
-    return await run_in_threadpool(lambda: _batch_in(namespace_of(who), batch_id))
+    # one trip to a worker thread and one catalog transaction.
+    return await run_in_threadpool(_read_batch, who, batch_id)
 
 
 @router.post("/v1/batches/list", response_model=ListResponse[Batch])

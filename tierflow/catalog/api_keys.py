@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.schema import api_keys
@@ -19,8 +19,12 @@ def all_keys(session: Session) -> list[dict[str, Any]]:
     return [dict(r) for r in session.execute(select(api_keys).order_by(api_keys.c.created_at)).mappings()]
 
 
+_KEY = select(api_keys).where(api_keys.c.key_id == bindparam("key_id"))
+"""Built once: every request reads it."""
+
+
 def find_key(session: Session, *, key_id: str) -> dict[str, Any] | None:
-    row = session.execute(select(api_keys).where(api_keys.c.key_id == key_id)).mappings().first()
+    row = session.execute(_KEY, {"key_id": key_id}).mappings().first()
     return dict(row) if row is not None else None
 
 

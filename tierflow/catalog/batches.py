@@ -88,9 +88,24 @@ def count_known(session: Session, *, batch_id: str, tier_num: int, added: int) -
                         .values(inputs_known=tier_tasks.c.inputs_known + added))
 
 
+# The reads of a batch that clients poll while it runs are built once, with bound parameters:
+# building a statement costs more CPU than running it, and a poll's CPU is taken from the batch.
+_BATCH = select(batches).where(batches.c.batch_id == bindparam("batch_id"))
+_TIERS = select(tier_tasks).where(tier_tasks.c.batch_id == bindparam("batch_id")).order_by(tier_tasks.c.tier_num)
+_FAILED = (
+    select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error,
+           batch_inputs.c.attempts)
+    .where(batch_inputs.c.batch_id == bindparam("batch_id"),
+           batch_inputs.c.collection_id.in_(bindparam("collection_ids", expanding=True)),
+           batch_inputs.c.status == Status.FAILED.value)
+    .order_by(batch_inputs.c.tier_num, batch_inputs.c.input_id)
+)
+_FAILED_FIRST = _FAILED.limit(bindparam("limit"))
+
+
 def get_batch(session: Session, *, batch_id: str) -> BatchRow:
     """The batch's row; NotFoundError if there is none."""
-    row = session.execute(select(batches).where(batches.c.batch_id == batch_id)).mappings().first()
+    row = session.execute(_BATCH, {"batch_id": batch_id}).mappings().first()
     if row is None:
         raise NotFoundError("batch", batch_id)
     return cast(BatchRow, dict(row))
@@ -98,10 +113,7 @@ def get_batch(session: Session, *, batch_id: str) -> BatchRow:
 
 def get_tiers(session: Session, *, batch_id: str) -> list[TierRow]:
     """The batch's tiers, in order."""
-    rows = session.execute(
-        select(tier_tasks).where(tier_tasks.c.batch_id == batch_id).order_by(tier_tasks.c.tier_num)
-    ).mappings()
-    return [cast(TierRow, dict(r)) for r in rows]
+    return [cast(TierRow, dict(r)) for r in session.execute(_TIERS, {"batch_id": batch_id}).mappings()]
 
 
 _MANIFEST_COLUMNS = ["input_id", "batch_id", "collection_id", "tier_num", "status", "documents_written", "updated_at"]
@@ -233,14 +245,10 @@ def failed_inputs(
 ) -> list[dict[str, Any]]:
     """The failed inputs of these collections of a batch (a tier's, or all the batch's) with
     their errors, by tier; found through the status index, without reading the others."""
-    query = (
-        select(batch_inputs.c.input_id, batch_inputs.c.collection_id, batch_inputs.c.tier_num, batch_inputs.c.error,
-               batch_inputs.c.attempts)
-        .where(batch_inputs.c.batch_id == batch_id, batch_inputs.c.collection_id.in_(collection_ids),
-               batch_inputs.c.status == Status.FAILED.value)
-        .order_by(batch_inputs.c.tier_num, batch_inputs.c.input_id).limit(limit)
-    )
-    return [dict(r) for r in session.execute(query).mappings()]
+    values: dict[str, Any] = {"batch_id": batch_id, "collection_ids": list(collection_ids)}
+    if limit is not None:
+        values["limit"] = limit
+    return [dict(r) for r in session.execute(_FAILED if limit is None else _FAILED_FIRST, values).mappings()]
 
 
 def reset_inputs(session: Session, *, batch_id: str, inputs: Sequence[dict[str, Any]]) -> None:

@@ -32,7 +32,7 @@ def write_documents(session: Session, *, rows: Sequence[dict[str, Any]], upsert:
 
 def get_document_rows(session: Session, *, document_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Raw document rows by id (lineage and fields as stored)."""
-    rows = session.execute(select(documents).where(documents.c.document_id.in_(list(document_ids)))).tuples()
+    rows = session.execute(select(documents).where(documents.c.document_id.in_(list(document_ids))))
     names = list(documents.c.keys())
     return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.engine import rows_changed
@@ -46,9 +46,15 @@ def _put(session: Session, table: Table, id_col: str, prefix: str, existing: dic
     return {**existing, **changes}, True
 
 
+_NAMESPACE = select(namespaces).where(or_(namespaces.c.namespace_id == bindparam("identifier"),
+                                          namespaces.c.namespace_name == bindparam("identifier")))
+"""Built once: every request with a namespace reads it."""
+
+
 def get_namespace(session: Session, *, identifier: str) -> dict[str, Any]:
     """The namespace with this id or name, or NotFoundError."""
-    row = _find(session, namespaces, "namespace_id", "namespace_name", identifier, None)
+    found = session.execute(_NAMESPACE, {"identifier": identifier}).mappings().first()
+    row = dict(found) if found is not None else None
     if row is None:
         raise NotFoundError("namespace", identifier)
     return row
@@ -103,13 +109,14 @@ def get_buckets(session: Session, *, bucket_ids: list[str]) -> list[dict[str, An
     return [by_id[b] for b in bucket_ids if b in by_id]
 
 
+_COLLECTION_NAMES = (select(collections.c.collection_id, collections.c.collection_name)
+                     .where(collections.c.collection_id.in_(bindparam("ids", expanding=True))))
+"""Built once: batch views read it at every poll (see catalog/batches.py)."""
+
+
 def collection_names(session: Session, *, collection_ids: list[str]) -> dict[str, str]:
     """Collection names by id (for showing batches to people)."""
-    rows = session.execute(
-        select(collections.c.collection_id, collections.c.collection_name)
-        .where(collections.c.collection_id.in_(collection_ids))
-    )
-    return dict(rows.tuples().all())
+    return dict(session.execute(_COLLECTION_NAMES, {"ids": list(collection_ids)}).all())
 
 
 def list_page(session: Session, *, kind: str, namespace_id: str | None, namespace_ids: frozenset[str] | None = None,

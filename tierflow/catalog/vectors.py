@@ -66,7 +66,7 @@ def attach_vectors(session: Session, *, collection_id: str, records: list[dict[s
     if found is None or not records:
         return records
     stored = dict(session.execute(select(document_vectors.c.document_id, document_vectors.c.vector).where(
-        document_vectors.c.document_id.in_([r["document_id"] for r in records]))).tuples().all())
+        document_vectors.c.document_id.in_([r["document_id"] for r in records]))).all())
     for record in records:
         blob = stored.get(record["document_id"])
         if blob is not None:

@@ -47,7 +47,7 @@ def compile_pattern(pattern: str, *, case_sensitive: bool) -> Any:
 
 
 def text_patterns(query: str) -> list[str]:
-    """RE2 patterns for a `text` query: one per word, each matching that whole word.
+    r"""RE2 patterns for a `text` query: one per word, each matching that whole word.
 
     RE2 has no look-ahead, so "every word, in any order" is the AND of one pattern per word.
     Word edges are spelled as explicit ASCII classes rather than `\b`: PostgreSQL's `\y` counts
