@@ -15,6 +15,7 @@ runs are gone.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -37,6 +38,7 @@ flow with all of tierflow, and what Prefect builds lazily in each process), and 
 imports late."""
 
 _FORKS = multiprocessing.get_context("forkserver")
+log = logging.getLogger(__name__)
 
 
 _warm = threading.Event()
@@ -65,8 +67,11 @@ def _warm_up() -> None:
         process = _FORKS.Process(target=_nothing, name="fork-server-warm-up")
         process.start()
         process.join()
+    except Exception as error:  # a fork server that failed fails the runs too, with their own error
+        log.warning("the fork server could not start a process (%s: %s); the runs it starts "
+                    "will fail with that error", type(error).__name__, error)
     finally:
-        _warm.set()  # a fork server that failed fails the runs too, with their own error
+        _warm.set()
 
 
 def _nothing() -> None:

@@ -168,3 +168,30 @@ def test_threads_of_tierflow_serve_talk_to_its_local_prefect_api(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], env=env,
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[:1] == ["True"], out.stdout + out.stderr
+
+
+def test_a_fork_server_that_cannot_fork_is_logged_once_and_readiness_moves_on(monkeypatch, caplog):
+    # `/ready` waits for the warm-up; a fork server that cannot start must neither keep it waiting
+    # nor print a thread's traceback into `tierflow serve`'s output.
+    import threading
+
+    from deployments import warm_starts
+
+    class Broken:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise OSError("no room for the fork server")
+
+    monkeypatch.setattr(warm_starts, "_warm", threading.Event())
+    monkeypatch.setattr(warm_starts._FORKS, "Process", Broken)
+    hooked: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", hooked.append)
+    thread = threading.Thread(target=warm_starts._warm_up)
+    thread.start()
+    thread.join()
+    assert warm_starts.fork_server_ready() and hooked == []
+    assert [r.getMessage() for r in caplog.records if r.name == warm_starts.log.name] == [
+        "the fork server could not start a process (OSError: no room for the fork server); the runs it starts "
+        "will fail with that error"]
