@@ -51,18 +51,19 @@ TARGETS = ("small batch: first document <= 1 s, COMPLETED <= 1.5 s after the req
 
 
 class Served:
-    """`tierflow serve` on a free port with a fresh catalog and Prefect home, until `stop()`."""
+    """`tierflow serve` on a free port with a fresh catalog and Prefect home, until `stop()`; the
+    code of the checkout at `root` (this one by default)."""
 
-    def __init__(self, tmp: Path, endpoint: str) -> None:
+    def __init__(self, tmp: Path, endpoint: str, root: Path = ROOT) -> None:
         self.catalog = tmp / "catalog.db"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "TIERFLOW_"))}
         self.env.update({"TIERFLOW_DATABASE_URL": f"sqlite:///{self.catalog}", "TIERFLOW_S3_ENDPOINT_URL": endpoint,
                          "PREFECT_HOME": str(tmp / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
-        key = subprocess.run([*TIERFLOW, "keys", "create", "--name", "bench"], env=self.env, cwd=ROOT,
+        key = subprocess.run([*TIERFLOW, "keys", "create", "--name", "bench"], env=self.env, cwd=root,
                              capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         port = free_port()
         self.log = (tmp / "serve.log").open("wb")
-        self.process = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=self.env, cwd=ROOT,
+        self.process = subprocess.Popen([*TIERFLOW, "serve", "--port", str(port)], env=self.env, cwd=root,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300,
                                    headers={"Authorization": f"Bearer {key}"})
