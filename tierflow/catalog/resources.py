@@ -53,11 +53,10 @@ _NAMESPACE = select(namespaces).where(or_(namespaces.c.namespace_id == bindparam
 
 def get_namespace(session: Session, *, identifier: str) -> dict[str, Any]:
     """The namespace with this id or name, or NotFoundError."""
-    found = session.execute(_NAMESPACE, {"identifier": identifier}).mappings().first()
-    row = dict(found) if found is not None else None
+    row = session.execute(_NAMESPACE, {"identifier": identifier}).mappings().first()
     if row is None:
         raise NotFoundError("namespace", identifier)
-    return row
+    return dict(row)
 
 
 def put_namespace(session: Session, *, name: str, description: str | None) -> tuple[dict[str, Any], bool]:
