@@ -31,6 +31,7 @@ import anyio.to_thread
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._process_manager import ProcessHandle
+    from prefect.settings import Settings
 
 PRELOAD = ["deployments.warm_starts", "deployments.fork_server", "anyio._backends._asyncio"]
 """What the fork server imports once: `deployments/fork_server.py` (Prefect's engine and the trigger
@@ -94,8 +95,6 @@ class WarmStarter:
         self._entrypoint = entrypoint
         self._heartbeat_seconds = heartbeat_seconds
         self._control_channel = control_channel
-        self._settings_env: tuple[Any, dict[str, str]] | None = None
-        """The runner's settings as environment variables, and the settings they were read from."""
 
     async def start(self, flow_run: FlowRun,
                     task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -103,8 +102,9 @@ class WarmStarter:
 
         control = self._register_control(flow_run)
         try:
-            process = _FORKS.Process(target=run_engine, args=(self._environment(flow_run, control),),
-                                     name=f"flow-run-{flow_run.id}")
+            settings, settings_env = run_settings(self._heartbeat_seconds)
+            process = _FORKS.Process(target=run_engine, args=(self._environment(flow_run, control, settings_env),
+                                                              settings), name=f"flow-run-{flow_run.id}")
             # Starting asks the fork server over a local socket; it may first (re)start the fork
             # server, which takes seconds: not on the runner's loop.
             await anyio.to_thread.run_sync(process.start, limiter=anyio.CapacityLimiter(1))
@@ -127,12 +127,13 @@ class WarmStarter:
             return {}
         return {"PREFECT__CONTROL_PORT": str(port), "PREFECT__CONTROL_TOKEN": token}
 
-    def _environment(self, flow_run: FlowRun, control: dict[str, str]) -> dict[str, str]:
+    def _environment(self, flow_run: FlowRun, control: dict[str, str], settings_env: dict[str, str]
+                     ) -> dict[str, str]:
         from prefect.utilities.processutils import sanitize_subprocess_env
 
         env: dict[str, str | None] = {
             **os.environ,
-            **self._settings_environment(),
+            **settings_env,
             "PREFECT__FLOW_RUN_ID": str(flow_run.id),
             "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
             "PREFECT__DEPLOYMENT_NAME": self._deployment_name,
@@ -140,40 +141,54 @@ class WarmStarter:
         }
         if self._entrypoint:
             env["PREFECT__FLOW_ENTRYPOINT"] = self._entrypoint
-        if self._heartbeat_seconds is not None:
-            env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = str(int(self._heartbeat_seconds))
         return sanitize_subprocess_env(env)
 
-    def _settings_environment(self) -> dict[str, str]:
-        """The settings in force as environment variables, read again only when they change:
-        reading them holds the runner's loop, before each run it starts."""
-        from prefect.settings import get_current_settings
 
-        settings = get_current_settings()
-        if self._settings_env is None or self._settings_env[0] is not settings:
-            self._settings_env = (settings, settings.to_environment_variables(exclude_unset=True))
-        return self._settings_env[1]
+_run_settings: dict[tuple[int, int | None], tuple[Settings, Settings, dict[str, str]]] = {}
+"""For the settings in force (by identity) and a heartbeat: those settings, a run's, and a run's as
+environment variables."""
 
 
-def run_engine(env: dict[str, str]) -> None:
+def run_settings(heartbeat_seconds: int | None) -> tuple[Settings, dict[str, str]]:
+    """A run's Prefect settings: those in force in the runner, with the runner's heartbeat; and
+    the same as environment variables. Built again only when the settings in force change.
+
+    Why: a run given its settings need not read them from its environment, which took it 30 to
+    50 ms, and reading them as variables holds the runner's loop before each run it starts."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings
+
+    current = get_current_settings()
+    key = (id(current), heartbeat_seconds)
+    known = _run_settings.get(key)
+    if known is None or known[0] is not current:
+        run = current if heartbeat_seconds is None else current.copy_with_update(
+            updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: int(heartbeat_seconds)})
+        known = (current, run, run.to_environment_variables(exclude_unset=True))
+        _run_settings.clear()  # only the settings in force now are asked for again
+        _run_settings[key] = known
+    return known[1], known[2]
+
+
+def run_engine(env: dict[str, str], settings: Settings) -> None:
     """In the forked process: become the flow run's process. Die with the fork server, take the
-    run's environment, and run Prefect's engine as `python -m prefect.engine` does (its exit
-    code is the process's)."""
+    run's environment and settings, and run Prefect's engine as `python -m prefect.engine` does
+    (its exit code is the process's)."""
     import prefect.engine
     from prefect.context import SettingsContext, get_settings_context
-    from prefect.settings import Settings
 
+    from deployments.suspension_watch import watch_suspension_beside_start
     from tierflow.process import die_with_parent, die_with_server
 
     die_with_parent(os.getppid())
+    watch_suspension_beside_start()
     os.environ.clear()
     os.environ.update(env)
     # Not through the fork server alone: each run holds the fork server's end of the pipe that
     # tells it the server is gone, so it outlives the server as long as a run does.
     die_with_server()
     sys.argv = ["prefect.engine", env["PREFECT__FLOW_RUN_ID"]]
-    # Prefect read its settings when the fork server imported it: read them again from this run's
-    # environment, as Prefect does for the runs it starts in a subprocess of its own.
-    with SettingsContext(profile=get_settings_context().profile, settings=Settings()):
+    # Prefect read its settings when the fork server imported it: the run takes the runner's, as
+    # the runs Prefect starts in a subprocess of their own read them from their environment.
+    with SettingsContext(profile=get_settings_context().profile, settings=settings):
         # Run as a path, not as the module the fork server already imported (runpy warns then).
         runpy.run_path(prefect.engine.__file__, run_name="__main__")

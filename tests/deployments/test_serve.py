@@ -126,7 +126,7 @@ def test_the_runner_starts_runs_warm_and_can_be_told_to_take_no_more_runs(prefec
             starter = runner._scheduled_run_poller._resolve_starter(run)
             warm = isinstance(starter, WarmStarter) and starter._control_channel is runner._control_channel
             # The run takes its flow from the module it has imported, not from the deployment read first.
-            entrypoint = starter._environment(run, {}).get("PREFECT__FLOW_ENTRYPOINT")
+            entrypoint = starter._environment(run, {}, {}).get("PREFECT__FLOW_ENTRYPOINT")
             manager = runner._process_manager
             return (warm, stop_polling(runner), running_processes(runner) == 0 and callable(manager.flow_run_count),
                     entrypoint)
