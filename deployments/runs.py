@@ -26,7 +26,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterState,
     TaskRunFilterStateType,
 )
-from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.context import SettingsContext, get_settings_context
 from prefect.events.worker import EventsWorker
 from prefect.exceptions import ObjectNotFound
@@ -65,16 +65,19 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
     try:
         with get_client(sync_client=True) as client:
             retry_busy_api_soon(client)
-            deployment = _served_deployment(client, name, deadline)
             for attempt in range(_CREATE_ATTEMPTS):
+                deployment_id = _deployment_id(client, name, deadline)
                 try:
                     with _quick_retries():
                         run = client.create_flow_run_from_deployment(
-                            deployment.id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
+                            deployment_id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
                     for wake in _wake_runner:
-                        wake()
+                        wake(run)
                     return str(run.id)
-                except httpx.HTTPError:
+                except httpx.HTTPError as error:
+                    if _not_found(error) and attempt < _CREATE_ATTEMPTS - 1:
+                        _forget_deployment(client, name)  # deleted since it was read: read it again
+                        continue
                     if attempt == _CREATE_ATTEMPTS - 1:
                         found = _run_with_key(client, idempotency_key)
                         if found is not None:
@@ -106,6 +109,33 @@ def _quick_retries() -> SettingsContext:
         quick = context.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: len(QUICK_RETRIES)})
         _retry_settings[:] = [(context.settings, quick)]
     return SettingsContext(profile=context.profile, settings=_retry_settings[0][1])
+
+
+_deployment_ids: dict[tuple[str, str], UUID] = {}
+"""The ids of deployments found served as this process expects, by Prefect API and name: a trigger
+does not read its deployment again before each run it creates (a round trip to the API)."""
+
+
+def _deployment_id(client: Any, name: str, deadline: float) -> UUID:
+    """The id of deployment `name` once it is served as this process expects (`_served_deployment`)."""
+    key = (str(client.api_url), name)
+    known = _deployment_ids.get(key)
+    if known is None:
+        deployment = _served_deployment(client, name, deadline)
+        known = deployment.id
+        if _served_here(deployment):
+            _deployment_ids[key] = known
+    return known
+
+
+def _forget_deployment(client: Any, name: str) -> None:
+    """Read deployment `name` again next time."""
+    _deployment_ids.pop((str(client.api_url), name), None)
+
+
+def _not_found(error: httpx.HTTPError) -> bool:
+    """Whether the API answered 404 (a run asked of a deployment that is gone)."""
+    return isinstance(error, httpx.HTTPStatusError) and error.response.status_code == 404
 
 
 def _served_deployment(client: Any, name: str, deadline: float) -> Any:
@@ -156,12 +186,12 @@ def expect_runner() -> None:
     _runner_since[:] = [datetime.now(UTC)]
 
 
-_wake_runner: list[Callable[[], None]] = []
-"""What starts this process's runner looking for runs now (empty: it has none)."""
+_wake_runner: list[Callable[[FlowRun], None]] = []
+"""What has this process's runner start a run now (empty: it has none)."""
 
 
-def wake_runner_with(wake: Callable[[], None]) -> None:
-    """This process's runner starts the runs created here as soon as `wake()` is called, not at
+def wake_runner_with(wake: Callable[[FlowRun], None]) -> None:
+    """This process's runner starts each run created here as soon as `wake(run)` is called, not at
     its next poll of the Prefect API."""
     _wake_runner[:] = [wake]
 

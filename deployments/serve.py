@@ -23,6 +23,7 @@ import time
 from typing import Any
 from uuid import UUID
 
+from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.exceptions import TerminationSignal
 from prefect.runner import Runner
@@ -90,11 +91,20 @@ class DrainingRunner(Runner):
                            entrypoint=self._entrypoints.get(flow_run.deployment_id),
                            heartbeat_seconds=self._heartbeat_seconds, control_channel=self._control_channel)
 
-    def wake(self) -> None:
-        """Look for runs to start now rather than at the next poll: called from any thread once a
-        run of this runner's deployments was created in this process."""
-        if self.started and not self.stopping:
+    def wake(self, flow_run: FlowRun) -> None:
+        """Start `flow_run`, just created in this process (from any thread), now rather than at
+        the next poll: handed to the runner as if its poll had found it, without the poll (a round
+        trip to the API). Prefect's poller skips a run it is already submitting, so a poll that
+        finds it too does not start it twice."""
+        if not self.started or self.stopping:
+            return
+        poller = self._scheduled_run_poller
+        submit = getattr(poller, "_submit_scheduled_flow_runs", None)
+        runs = getattr(poller, "_runs_task_group", None)
+        if submit is None or runs is None:  # a Prefect that moved them: poll now instead
             self.execute_in_background(self._get_and_submit_flow_runs)
+        else:
+            self.execute_in_background(submit, [flow_run], runs)
 
     def handle_sigterm(self, *args: Any, **kwargs: Any) -> None:
         if self._draining or not self.started:

@@ -129,3 +129,35 @@ def test_a_trigger_retries_quickly_under_the_settings_in_force(prefect_harness):
     with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), runs._quick_retries():
         assert PREFECT_API_URL.value() == "http://127.0.0.1:9/api"
         assert PREFECT_CLIENT_MAX_RETRIES.value() == len(QUICK_RETRIES)
+
+
+def test_a_trigger_reads_its_deployment_once_and_again_once_it_was_replaced(prefect_harness, unregistered,
+                                                                             monkeypatch):
+    from prefect.client.orchestration import get_client
+
+    register(unregistered)
+    read = runs._served_deployment
+    reads: list[str] = []
+
+    def counted(client, name, deadline):
+        reads.append(name)
+        return read(client, name, deadline)
+
+    monkeypatch.setattr(runs, "_served_deployment", counted)
+    first = runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="r1")
+    second = runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="r2")
+    assert first != second and len(reads) == 1  # a round trip to the API less before each run
+
+    with get_client(sync_client=True) as client:  # deleted, and registered anew under another id
+        old = client.read_deployment_by_name(f"trigger-collection/{unregistered}")
+        client.delete_deployment(old.id)
+    register(unregistered)
+    third = runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="r3")
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(third)
+    assert run.deployment_id != old.id and len(reads) == 2
+
+    with get_client(sync_client=True) as client:  # deleted for good: the trigger says so
+        client.delete_deployment(run.deployment_id)
+    with pytest.raises(runs.RunnerUnavailableError, match="does not exist"):
+        runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="r4")

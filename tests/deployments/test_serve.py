@@ -134,6 +134,77 @@ def test_the_runner_starts_runs_warm_and_can_be_told_to_take_no_more_runs(prefec
     assert asyncio.run(started_then_stopped()) == (True, True, True, "flows.trigger.trigger_collection")
 
 
+def test_a_run_created_here_starts_without_waiting_for_the_runners_poll(prefect_harness):
+    # The REST API hands the run it created to the runner (`wake`); the runner polls only once an
+    # hour here, so only that hand-over can start it. Fails when Prefect moves what it uses.
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from deployments.serve import DrainingRunner, build_deployments
+
+    manual = build_deployments(namespace="ns", collection="c", cron="0 * * * *")[0]
+
+    async def started_by_wake() -> tuple[list[object], object]:
+        runner = DrainingRunner(name="probe-wake", query_seconds=3600)
+        loop, seen, starts = asyncio.get_running_loop(), asyncio.Event(), []
+
+        class Probe:
+            async def start(self, flow_run: object, task_status: object = None) -> None:
+                starts.append(flow_run.id)  # type: ignore[attr-defined]
+                loop.call_soon_threadsafe(seen.set)
+                raise RuntimeError("probe: no process started")
+
+        async with runner:
+            deployment_id = await runner.aadd_deployment(manual)
+            runner._scheduled_run_poller._resolve_starter = lambda run: Probe()
+
+            async def nothing_scheduled() -> list[object]:
+                return []
+
+            runner._scheduled_run_poller._get_scheduled_flow_runs = nothing_scheduled  # a poll finds nothing
+            async with get_client() as client:
+                run = await client.create_flow_run_from_deployment(deployment_id, parameters={
+                    "namespace": "ns", "collection": "c"})
+            runner.wake(run)
+            await asyncio.wait_for(seen.wait(), timeout=60)
+            runner.wake(run)  # handed over twice (or found by a poll too): started once
+            await asyncio.sleep(0)
+        return starts, run.id
+
+    starts, run_id = asyncio.run(started_by_wake())
+    assert starts == [run_id]
+
+
+def test_a_run_is_given_the_runners_settings_built_once(prefect_harness):
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings, temporary_settings
+
+    from deployments.warm_starts import run_settings
+
+    settings, env = run_settings(30)
+    assert settings.flows.heartbeat_frequency == 30 and env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert settings.api.url == get_current_settings().api.url and env["PREFECT_API_URL"] == settings.api.url
+    assert run_settings(30)[0] is settings  # not built again for the next run
+    assert run_settings(None)[0] is get_current_settings()
+    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 45}):
+        assert run_settings(30)[0] is not settings  # the settings in force changed: built again
+        assert run_settings(None)[0].flows.heartbeat_frequency == 45
+
+
+def test_the_local_prefect_api_records_task_runs_in_batches():
+    # Prefect reads these settings by name: a renamed one would be ignored without a word.
+    import os
+    from unittest import mock
+
+    from prefect.settings import Settings
+
+    from deployments.prefect_api import RECORDER_ENV
+
+    with mock.patch.dict(os.environ, RECORDER_ENV):
+        recorder = Settings().server.services.task_run_recorder
+    assert (recorder.batch_size, recorder.flush_interval) == (100, 1.0)
+
+
 def test_the_fork_server_builds_prefects_models_and_starts_no_thread():
     # A run forked from the fork server must not inherit a thread's half-held locks, and must not
     # build again what the fork server built once (Prefect's models, the shared SSL context).
