@@ -19,6 +19,10 @@ from typing import Any
 
 _PATCHED = "_tierflow_beside_start"
 
+ENTRY_WAIT_SECONDS = 10.0
+"""How long a run that has ended waits for its watch to finish starting (Prefect's keeps trying
+an API that does not answer): the run's process does not wait for ever to end."""
+
 
 def watch_suspension_beside_start() -> bool:
     """Have Prefect's flow engine, in this process, begin each run's suspension watch without
@@ -40,8 +44,9 @@ def watch_suspension_beside_start() -> bool:
 
 def beside(watch: Callable[..., AbstractContextManager[None]]) -> Callable[..., AbstractContextManager[None]]:
     """`watch` (a context manager that blocks on entry until it is ready), entered in a thread of
-    its own while the block runs; left after the block, once it has been entered. An error on
-    entry is raised when the block ends, as Prefect's watch raises none of its own."""
+    its own while the block runs; left after the block, once it has been entered (a watch still
+    starting `ENTRY_WAIT_SECONDS` after the block is left to end with the process). An error on
+    entry is raised when the block ends."""
 
     @contextmanager
     def started_beside(*args: Any, **kwargs: Any) -> Iterator[None]:
@@ -61,9 +66,10 @@ def beside(watch: Callable[..., AbstractContextManager[None]]) -> Callable[..., 
         try:
             yield
         finally:
-            entering.join()
+            entering.join(timeout=ENTRY_WAIT_SECONDS)
             if failure:
                 raise failure[0]
-            manager.__exit__(None, None, None)
+            if not entering.is_alive():  # else still starting: it ends with the process
+                manager.__exit__(None, None, None)
 
     return started_beside

@@ -62,3 +62,14 @@ def test_prefects_engine_takes_the_watch_beside_its_start():
     out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["True", "True", "True", "True"]
+
+
+def test_a_watch_that_never_starts_does_not_keep_the_run_from_ending(monkeypatch):
+    from deployments import suspension_watch
+
+    monkeypatch.setattr(suspension_watch, "ENTRY_WAIT_SECONDS", 0.05)
+    watch = _Watch()  # never let in, as with an API that does not answer
+    with beside(watch)("run-3"):
+        pass
+    assert "entered" not in watch.steps and "left" not in watch.steps  # the run ended all the same
+    watch.ready.set()  # let the thread end
