@@ -12,12 +12,14 @@ same watch (Prefect's own) in a thread and go on; the watch ends as Prefect's do
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 _PATCHED = "_tierflow_beside_start"
+log = logging.getLogger(__name__)
 
 ENTRY_WAIT_SECONDS = 10.0
 """How long a run that has ended waits for its watch to finish starting (Prefect's keeps trying
@@ -46,7 +48,8 @@ def beside(watch: Callable[..., AbstractContextManager[None]]) -> Callable[..., 
     """`watch` (a context manager that blocks on entry until it is ready), entered in a thread of
     its own while the block runs; left after the block, once it has been entered (a watch still
     starting `ENTRY_WAIT_SECONDS` after the block is left to end with the process). An error on
-    entry is raised when the block ends."""
+    entry is logged when the block ends, never raised: it would replace the run's own outcome
+    (its error, or a run already COMPLETED) with the watch's."""
 
     @contextmanager
     def started_beside(*args: Any, **kwargs: Any) -> Iterator[None]:
@@ -67,9 +70,10 @@ def beside(watch: Callable[..., AbstractContextManager[None]]) -> Callable[..., 
             yield
         finally:
             entering.join(timeout=ENTRY_WAIT_SECONDS)
-            if failure:
-                raise failure[0]
-            if not entering.is_alive():  # else still starting: it ends with the process
+            if failure:  # the run's own outcome stands: it did not need the watch
+                log.warning("the run's suspension watch did not start (%s: %s)",
+                            type(failure[0]).__name__, failure[0])
+            elif not entering.is_alive():  # else still starting: it ends with the process
                 manager.__exit__(None, None, None)
 
     return started_beside

@@ -44,11 +44,19 @@ def test_the_run_goes_on_while_the_watch_starts_and_the_watch_ends_after_the_run
     assert watch.steps == ["entering run-1", "entered", "left"]
 
 
-def test_a_watch_that_could_not_start_fails_the_block_at_its_end():
+def test_a_watch_that_could_not_start_is_logged_and_leaves_the_runs_outcome_alone(caplog):
+    from deployments import suspension_watch
+
     watch = _Watch(fail=True)
-    with pytest.raises(RuntimeError, match="could not start"), beside(watch)("run-2"):
+    with beside(watch)("run-2"):
         watch.ready.set()
     assert "left" not in watch.steps
+    assert [r.getMessage() for r in caplog.records if r.name == suspension_watch.log.name] == [
+        "the run's suspension watch did not start (RuntimeError: the watch could not start)"]
+    failing = _Watch(fail=True)
+    failing.ready.set()
+    with pytest.raises(ValueError, match="the flow's own"), beside(failing)("run-3"):
+        raise ValueError("the flow's own error")  # not replaced by the watch's
 
 
 def test_prefects_engine_takes_the_watch_beside_its_start():
