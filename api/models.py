@@ -191,10 +191,13 @@ class Batch(BaseModel):
         "attempts (the errors of earlier tries, when the input was retried).")
     audit: dict[str, Any] = Field(
         default_factory=dict, description="inputs = succeeded + failed + skipped (+ cancelled); lost must be 0; "
-        "deleted: objects found gone from their bucket, deleted with their documents.")
+        "deleted: objects found gone from their bucket, deleted with their documents; excluded: inputs that "
+        "left a collection's filters, whose documents went in every tier below; documents_deleted: all "
+        "documents the batch deleted.")
     changes: dict[str, int] = Field(
         default_factory=dict, description="What the batch found: new, changed and unchanged objects listed, inputs "
-        "redone because their collection's settings changed (stale), objects deleted.")
+        "redone because their collection's settings changed (stale), objects deleted, inputs excluded by a "
+        "filter since, documents deleted.")
     deleted_count: int = Field(default=0,
                                description="Objects this batch found gone and deleted, with their documents.")
     last_activity_at: str | None = Field(default=None, description="When an input last ended, or the batch changed.")

@@ -12,6 +12,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from tierflow import webhooks
 from tierflow.batch_view import response_for
 from tierflow.catalog import batches as catalog_batches
@@ -77,25 +79,54 @@ def current_generation(batch_id: str) -> int:
         return int(catalog_batches.get_batch(session, batch_id=batch_id)["lease_generation"])
 
 
+def _ledger_counters(session: Session, *, batch_id: str, members: list[str]) -> dict[str, Any]:
+    """A tier's counters as its inputs' ledger has them (whatever any task reported)."""
+    counts = catalog_batches.input_counts(session, batch_id=batch_id, collection_ids=members)
+    done = {name: counts.get(status.value, {}).get("inputs", 0)
+            for name, status in (("succeeded", Status.COMPLETED), ("failed", Status.FAILED),
+                                 ("skipped", Status.SKIPPED))}
+    total = sum(c["inputs"] for c in counts.values())
+    failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=members,
+                                             limit=_MAX_ERRORS_KEPT)
+    errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures]
+    summary = dict(Counter(e.get("category", "runtime") for e in errors))
+    return {
+        "documents_submitted_to_engine": total,
+        "documents_written": sum(c["documents"] for c in counts.values()),
+        "inputs_succeeded": done["succeeded"], "inputs_failed": done["failed"], "inputs_skipped": done["skipped"],
+        "errors": errors, "error_summary": summary or None,
+        # progress from the ledger, which the running counts only followed
+        "inputs_known": total, "inputs_done": sum(done.values()), "inputs_final": True,
+    }
+
+
+def settle_counters(session: Session, *, batch_id: str) -> None:
+    """Set the counters of a cancelled batch's cancelled tiers, and its totals, from the ledger:
+    what its runs wrote and ended before and after the cancel (a chunk under way then still
+    commits). Tiers that had closed keep what they closed with."""
+    tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
+    batch = catalog_batches.get_batch(session, batch_id=batch_id)
+    for tier in tiers:
+        if tier["status"] == Status.CANCELED.value:
+            values = _ledger_counters(session, batch_id=batch_id, members=batch["dag_tiers"][tier["tier_num"]])
+            catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"], **values)
+            tier.update(values)  # type: ignore[typeddict-item]
+    catalog_batches.update_batch(session, batch_id=batch_id,
+                                 document_count=sum(t["documents_written"] for t in tiers),
+                                 failed_object_count=sum(t["inputs_failed"] for t in tiers))
+
+
 @catalog_retries
 def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
     """Close a tier: counters and status from the ledger; returns the tier's record."""
     with open_session(_url()) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
-        members = batch["dag_tiers"][tier_num]
-        counts = catalog_batches.input_counts(session, batch_id=batch_id, collection_ids=members)
+        values = _ledger_counters(session, batch_id=batch_id, members=batch["dag_tiers"][tier_num])
         tier = next(t for t in catalog_batches.get_tiers(session, batch_id=batch_id) if t["tier_num"] == tier_num)
-        succeeded = counts.get(Status.COMPLETED.value, {}).get("inputs", 0)
-        failed = counts.get(Status.FAILED.value, {}).get("inputs", 0)
-        skipped = counts.get(Status.SKIPPED.value, {}).get("inputs", 0)
-        total = sum(c["inputs"] for c in counts.values())
-        failures = catalog_batches.failed_inputs(session, batch_id=batch_id, collection_ids=members,
-                                                 limit=_MAX_ERRORS_KEPT)
-        errors = [{**(f["error"] or {}), "input_id": f["input_id"]} for f in failures]
-        summary = dict(Counter(e.get("category", "runtime") for e in errors))
-        unaccounted = total - succeeded - failed - skipped
-        cancelled = batch["status"] == Status.CANCELED.value
-        if cancelled:
+        succeeded, failed, skipped = values["inputs_succeeded"], values["inputs_failed"], values["inputs_skipped"]
+        summary = dict(values["error_summary"] or {})
+        unaccounted = values["documents_submitted_to_engine"] - succeeded - failed - skipped
+        if batch["status"] == Status.CANCELED.value:
             status = Status.CANCELED  # inputs not reached stay PENDING: cancelled, not lost
         elif unaccounted:
             status = Status.FAILED
@@ -108,16 +139,9 @@ def finish_tier(*, batch_id: str, tier_num: int) -> dict[str, Any]:
             status = Status.COMPLETED
         now = now_text()
         started = tier["started_at"] or now
-        values = {
-            "status": status.value, "completed_at": now,
-            "duration_ms": _milliseconds_between(started, now),
-            "documents_submitted_to_engine": total,
-            "documents_written": sum(c["documents"] for c in counts.values()),
-            "inputs_succeeded": succeeded, "inputs_failed": failed, "inputs_skipped": skipped,
-            "errors": errors, "error_summary": summary or None,
-            # progress from the ledger, which the running counts only followed
-            "inputs_known": total, "inputs_done": succeeded + failed + skipped, "inputs_final": True,
-        }
+        values.update(status=status.value, completed_at=tier["completed_at"] if status == Status.CANCELED and
+                      tier["completed_at"] else now, duration_ms=_milliseconds_between(started, now),
+                      error_summary=summary or None)
         catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier_num, **values)
         webhooks.enqueue(session, batch_id=batch_id, event_type="tier.completed", tier_num=tier_num)
         return {**tier, **values}
@@ -150,6 +174,8 @@ def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool =
         anything_done = any(t["inputs_succeeded"] for t in tiers)
         if batch["status"] == Status.CANCELED.value:
             status = Status.CANCELED  # cancelled from outside: the run's end does not undo that
+            settle_counters(session, batch_id=batch_id)
+            tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         elif failure or (Status.FAILED.value in statuses and not anything_done):
             status = Status.FAILED
         elif statuses & {Status.FAILED.value, Status.COMPLETED_WITH_ERRORS.value}:
@@ -204,6 +230,7 @@ def cancel_batch(batch_id: str) -> list[str]:
         for tier in running:
             catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"],
                                         status=Status.CANCELED.value, completed_at=now_text())
+        settle_counters(session, batch_id=batch_id)
         owner = batch["lease_owner"]
         if owner is not None and owner.startswith(catalog_leases.RESERVED):
             catalog_leases.release(session, batch_id=batch_id, owner=owner)

@@ -106,9 +106,16 @@ def _blob_type(content_type: str | None, declared: str | None) -> str:
     return {"text": "text", "image": "image", "audio": "audio", "video": "video"}.get(major, "file")
 
 
+_HEAD_FACTS = {"ETag": "ETag", "Size": "ContentLength", "LastModified": "LastModified"}
+"""Listing entry fields and the HEAD answer's names for them."""
+
+
 def object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, Any]) -> dict[str, Any]:
     storage = bucket["storage"]
     key = entry["Key"]
+    # A HEAD is newer than the listing (and an event's entry has no LastModified): its facts win.
+    etag_size_stamp = listing_facts({**entry, **{name: head[given] for name, given in _HEAD_FACTS.items()
+                                                 if head.get(given) is not None}})
     metadata = object_metadata(bucket, head.get("Metadata") or {})
     content_type = head.get("ContentType") or mimetypes.guess_type(key)[0]
     prop, declared = _blob_property(bucket)
@@ -120,10 +127,10 @@ def object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, An
         "namespace_id": bucket["namespace_id"],
         "key": key,
         "key_prefix": f"{directory}/" if directory else "",
-        "size_bytes": int(entry.get("Size", 0)),
-        "etag": str(entry.get("ETag", "")).strip('"'),
+        "size_bytes": etag_size_stamp[1],
+        "etag": etag_size_stamp[0],
         "content_type": content_type,
-        "last_modified": format_timestamp(entry["LastModified"]) if entry.get("LastModified") else None,
+        "last_modified": etag_size_stamp[2],
         "metadata": metadata,
         "blobs": [{
             "property": prop,
@@ -172,14 +179,17 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
         if reconcile:
             seen.update(by_id)
         with open_session(settings.database_url) as session:
-            known = catalog_objects.known_etags(session, object_ids=list(by_id))
-        fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != str(e.get("ETag", "")).strip('"')}
+            known = catalog_objects.known_listings(session, object_ids=list(by_id))
+        fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != listing_facts(e)}
+        # The same bytes put again (same etag, new LastModified or size) may carry new metadata,
+        # which only a HEAD tells, whatever the bucket's schema: re-read them.
+        touched = {oid for oid, e in fresh.items() if oid in known and known[oid][0] == listing_facts(e)[0]}
         stats.listed += len(page)
         stats.changed += sum(1 for oid in fresh if oid in known)
         stats.new += sum(1 for oid in fresh if oid not in known)
         stats.unchanged += len(page) - len(fresh)
         if fresh:
-            register_entries(client, bucket, fresh, head)
+            register_entries(client, bucket, fresh, head, also_head=touched)
         if on_page is not None:
             on_page(list(by_id))
     if reconcile:
@@ -192,18 +202,36 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     return stats
 
 
-def register_entries(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, Any]], head: bool) -> None:
-    """Register new or changed listing entries (HEAD-ed first when the bucket needs it)."""
+def listing_facts(entry: dict[str, Any]) -> tuple[str, int, str | None]:
+    """(etag, size, last modified) of a listing entry, as the catalog stores them."""
+    stamp = entry.get("LastModified")
+    return (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)),
+            format_timestamp(stamp) if stamp else None)
+
+
+def head_keys(client: Any, bucket: dict[str, Any], keys: list[str]) -> dict[str, Any]:
+    """HEAD these keys of the bucket's S3 bucket concurrently: each key's answer, or its error."""
     s3_bucket = bucket["storage"]["s3_bucket"]
-    keys = [e["Key"] for e in fresh.values()]
-    heads: dict[str, Any] = (
-        run_concurrently(lambda key: head_object(client, s3_bucket, key), keys) if head
-        else dict.fromkeys(keys, {})
-    )
+    return run_concurrently(lambda key: head_object(client, s3_bucket, key), keys) if keys else {}
+
+
+def is_gone(found: Any) -> bool:
+    """Whether a HEAD's answer says the key is not there (deleted since it was listed)."""
+    return isinstance(found, TierflowError) and getattr(found, "code", None) in ("404", "NoSuchKey", "NotFound")
+
+
+def register_entries(client: Any, bucket: dict[str, Any], fresh: dict[str, dict[str, Any]], head: bool, *,
+                     also_head: set[str] | frozenset[str] = frozenset(),
+                     heads: dict[str, Any] | None = None) -> None:
+    """Register new or changed listing entries, HEAD-ed first when the bucket needs it (and
+    those of `also_head` whatever it needs; `heads` holds answers already had, by key)."""
+    heads = dict(heads or {})
+    heads.update(head_keys(client, bucket, [e["Key"] for oid, e in fresh.items()
+                                            if (head or oid in also_head) and e["Key"] not in heads]))
     rows = []
     for entry in fresh.values():
-        found = heads[entry["Key"]]
-        if isinstance(found, TierflowError) and getattr(found, "code", None) in ("404", "NoSuchKey", "NotFound"):
+        found = heads.get(entry["Key"], {})
+        if is_gone(found):
             continue  # deleted between LIST and HEAD: nothing to register
         if isinstance(found, Exception):
             raise found

@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
 from tierflow.deletions import delete_objects
-from tierflow.discovery import needs_head, object_id_for, register_entries
+from tierflow.discovery import head_keys, is_gone, listing_facts, object_id_for, register_entries
 from tierflow.errors import BadRequestError
 from tierflow.settings import get_settings
 from tierflow.storage import is_derivative, s3_client, storage_location
@@ -157,13 +157,7 @@ def apply_events(bucket: dict[str, Any], events: list[ObjectEvent]) -> EventOutc
     created = {oid: e for oid, e in fresh.items() if not e.removed}
     removed = [oid for oid, e in fresh.items() if e.removed]
     if created:
-        with open_session(get_settings().database_url) as session:
-            known = catalog_objects.known_etags(session, object_ids=list(created))
-        changed = {oid: {"Key": e.key, "ETag": e.etag, "Size": e.size}
-                   for oid, e in created.items() if known.get(oid) != e.etag or not e.etag}
-        if changed:  # HEAD-ed first where the bucket needs it, as discovery does
-            register_entries(s3_client(*storage_location(storage)), bucket, changed, needs_head(bucket))
-        outcome.registered = sorted(changed)
+        outcome.registered = _register_created(bucket, created)
     with open_session(get_settings().database_url, write=True) as session:
         catalog_objects.record_events(session, rows=[
             {"object_id": oid, "sequencer": e.sequencer, "removed": e.removed, "updated_at": now_text()}
@@ -172,6 +166,31 @@ def apply_events(bucket: dict[str, Any], events: list[ObjectEvent]) -> EventOutc
     delete_objects(bucket=bucket, object_ids=present)
     outcome.deleted = present
     return outcome
+
+
+def _register_created(bucket: dict[str, Any], created: dict[str, ObjectEvent]) -> list[str]:
+    """Register the objects these events created that differ from what the catalog holds; their
+    ids. Each is HEAD-ed: an event tells no LastModified or metadata, and the same bytes put
+    again (the same etag) may carry new metadata, which a listing would see as a new
+    LastModified."""
+    client = s3_client(*storage_location(bucket["storage"]))
+    heads = head_keys(client, bucket, sorted({e.key for e in created.values()}))
+    with open_session(get_settings().database_url) as session:
+        known = catalog_objects.known_listings(session, object_ids=list(created))
+    changed = {}
+    for oid, event in created.items():
+        found = heads[event.key]
+        if is_gone(found):
+            continue  # removed again since: its removal event deletes it
+        if isinstance(found, Exception):
+            raise found
+        entry = {"Key": event.key, "ETag": found.get("ETag") or event.etag,
+                 "Size": found.get("ContentLength", event.size), "LastModified": found.get("LastModified")}
+        if known.get(oid) != listing_facts(entry):
+            changed[oid] = entry
+    if changed:
+        register_entries(client, bucket, changed, True, heads=heads)
+    return sorted(changed)
 
 
 def _present(object_ids: list[str]) -> list[str]:

@@ -48,6 +48,16 @@ class InputSource(ABC):
         """Record what processing found out about the inputs, in the chunk's transaction."""
         return None  # documents keep nothing of their own processing
 
+    def vanished(self, session: Session, input_ids: list[str]) -> set[str]:
+        """Those of these inputs deleted since they were loaded, read in the chunk's writing
+        transaction and (on PostgreSQL) kept from being deleted until it ends: a deletion then
+        sees, and takes with it, what the chunk made of them."""
+        return set(input_ids) - self.present(session, input_ids)
+
+    @abstractmethod
+    def present(self, session: Session, input_ids: list[str]) -> set[str]:
+        """Those of these inputs that exist, locked for share where the database can."""
+
 
 class ObjectInputs(InputSource):
     """Objects of the collection's buckets; their files are read from S3 (or given inline)."""
@@ -59,8 +69,13 @@ class ObjectInputs(InputSource):
         return records, {r["bucket_id"] for r in records.values()}
 
     def version(self, record: dict[str, Any]) -> str:
-        """The etag, or for an object registered without one, when it last changed."""
-        return str(record.get("etag") or record["updated_at"])
+        """The etag with the LastModified its listing gave (`etag@last_modified`): the same bytes
+        put again with new metadata are a new version. For an object registered without an
+        etag, when it last changed. (`collection_inputs.object_version` is the same in SQL.)"""
+        if not record.get("etag"):
+            return str(record["updated_at"])
+        stamp = record.get("last_modified")
+        return f"{record['etag']}@{stamp}" if stamp else str(record["etag"])
 
     def value(self, record: dict[str, Any], source: str, content: Any) -> Any:
         if source == CONTENT or any(b.get("property") == source for b in record.get("blobs") or []):
@@ -74,6 +89,9 @@ class ObjectInputs(InputSource):
         return identity, {"root_object_id": record["object_id"], "root_bucket_id": record["bucket_id"],
                           "source_object_id": record["object_id"], "source_document_id": None,
                           "source_collection_id": None, "path": f"{record['bucket_id']}/{collection_id}", "chain": []}
+
+    def present(self, session: Session, input_ids: list[str]) -> set[str]:
+        return catalog_objects.existing_objects(session, object_ids=input_ids, lock=True)
 
     def commit(self, session: Session, outcomes: list[dict[str, Any]], learned: dict[str, dict[str, Any]]) -> None:
         """Each object's status (skipped ones keep theirs) and the facts its GET told."""
@@ -95,6 +113,9 @@ class DocumentInputs(InputSource):
         self._lineages = {i: r["lineage"] for i, r in stored.items()}
         return ({i: document_record(r) for i, r in stored.items()},
                 {lineage["root_bucket_id"] for lineage in self._lineages.values()})
+
+    def present(self, session: Session, input_ids: list[str]) -> set[str]:
+        return catalog_documents.existing_documents(session, document_ids=input_ids, lock=True)
 
     def version(self, record: dict[str, Any]) -> str:
         """When the document was last written."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
+from tierflow.batches import settle_counters
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import collection_inputs as catalog_collection_inputs
 from tierflow.catalog import documents as catalog_documents
@@ -356,7 +357,7 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
             )
             continue
         (to_upsert if deterministic else to_insert).extend(rows)
-        if deterministic:
+        if deterministic or ctx.dedup in _REDOES:
             kept[input_id] = [row["document_id"] for row in rows]
         made_now.append({"input_id": input_id, "input_version": inputs.version(records[input_id]),
                          "fingerprint": ctx.fingerprint, "documents": len(rows), "processed_at": ctx.now})
@@ -365,22 +366,49 @@ def process_chunk(*, batch_id: str, collection_id: str, tier_num: int, input_ids
         outcomes.append({"input_id": input_id, "status": Status.COMPLETED.value, "documents_written": len(rows)})
 
     vector_field = ctx.extractor.vector_field(ctx.params)
-    vectors = catalog_vectors.take_vectors([*to_upsert, *to_insert], vector_field) if vector_field else []
     with open_session(settings.database_url, write=True) as session:
-        if ctx.dedup == "replace":
-            succeeded = [o["input_id"] for o in outcomes if o["status"] == Status.COMPLETED.value]
-            catalog_documents.delete_by_sources(session, collection_id=collection_id, source_ids=succeeded)
+        written = [m["input_id"] for m in made_now]
+        vanished = inputs.vanished(session, written) if written else set()
+        if vanished:  # deleted while this chunk read them (a deletion or a filter upstream): nothing to make
+            to_upsert, to_insert = _drop_made_from(vanished, result, outcomes, made_now, kept, to_upsert, to_insert)
+        vectors = catalog_vectors.take_vectors([*to_upsert, *to_insert], vector_field) if vector_field else []
         catalog_documents.write_documents(session, rows=to_upsert, upsert=True)
         catalog_documents.write_documents(session, rows=to_insert, upsert=False)
+        deleted = 0
         if kept:  # an input that now yields fewer documents loses the others, and what came of them
-            delete_all_but(session, namespace_id=ctx.collection["namespace_id"], collection_id=collection_id,
-                           kept=kept)
+            deleted = delete_all_but(session, namespace_id=ctx.collection["namespace_id"],
+                                     collection_id=collection_id, kept=kept)
         catalog_collection_inputs.record(session, collection_id=collection_id, rows=made_now)
-        catalog_batches.add_counts(session, batch_id=batch_id, stale=stale)
+        catalog_batches.add_counts(session, batch_id=batch_id, stale=stale, documents_deleted=deleted)
         if vector_field is not None:  # in step with the documents: same transaction
             catalog_vectors.write_vectors(session, collection_id=collection_id, field=vector_field, vectors=vectors)
         catalog_batches.record_results(session, batch_id=batch_id, collection_id=collection_id, results=outcomes,
                                        generation=ctx.generation)
         catalog_batches.count_done(session, batch_id=batch_id, tier_num=tier_num, inputs=len(outcomes))
         inputs.commit(session, outcomes, learned)
+        if catalog_batches.is_cancelled(session, batch_id=batch_id):
+            settle_counters(session, batch_id=batch_id)  # no tier run closes a cancelled batch's books
     return result
+
+
+_REDOES = ("skip", "replace")
+"""Strategies under which an input processed again replaces what it made before, whatever its
+ids: `replace` by definition, `skip` because it redoes only inputs that changed."""
+
+
+def _drop_made_from(vanished: set[str], result: ChunkResult, outcomes: list[dict[str, Any]],
+                    made_now: list[dict[str, Any]], kept: dict[str, list[str]], *rows: list[dict[str, Any]]
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Take back what this chunk made of inputs deleted meanwhile: they end SKIPPED, as inputs
+    already gone when the chunk began do; the rows left to write (upserts, inserts)."""
+    for outcome in outcomes:
+        if outcome["input_id"] in vanished and outcome["status"] == Status.COMPLETED.value:
+            result.succeeded -= 1
+            result.skipped += 1
+            result.documents_written -= outcome["documents_written"]
+            outcome.update(status=Status.SKIPPED.value, documents_written=0)
+    made_now[:] = [m for m in made_now if m["input_id"] not in vanished]
+    for input_id in vanished:
+        kept.pop(input_id, None)
+    upserts, inserts = ([r for r in part if r["source_id"] not in vanished] for part in rows)
+    return upserts, inserts

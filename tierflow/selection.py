@@ -3,7 +3,8 @@
 Tier 0 reads the root collection's sources: objects of its buckets (after discovery) or documents
 of its source collections, filtered by the collection's `source_filters` AND the trigger's
 `source_filters` AND `object_ids`. A lower tier reads what its upstream collections wrote in this
-batch, filtered by its own `source_filters`.
+batch, filtered by its own `source_filters`. Once a tier's selection is final, what its
+collections made from inputs their filters no longer keep is deleted (`tierflow.deletions`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tierflow.catalog import selection as catalog_selection
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.rows import BatchRow
 from tierflow.dag import upstream_ids
+from tierflow.deletions import delete_excluded
 from tierflow.filters import Condition, Node, combine_all, parse_filter
 from tierflow.fingerprints import fingerprint
 from tierflow.models.status import Status
@@ -72,13 +74,18 @@ def select_new_inputs(
 def select_tier_inputs(*, batch_id: str, tier_num: int, final: bool = True) -> dict[str, dict[str, int]]:
     """Fill the manifest of every collection of a tier; counts per collection id. `final`: the
     step above has closed, so the tier now knows every input it will have."""
-    with open_session(get_settings().database_url) as session:
+    with open_session(get_settings().database_url, write=final) as session:
         batch = catalog_batches.get_batch(session, batch_id=batch_id)
         counts = {}
         for collection_id in batch["dag_tiers"][tier_num]:
             collection = resources.get_collection(
                 session, namespace_id=batch["namespace_id"], identifier=collection_id
             )
+            if final:
+                # The step above has written everything: what left this collection's filters
+                # leaves it, and every collection below, before anything below reads it.
+                delete_excluded(session, collection=collection, where=collection_filter(collection),
+                                batch_id=batch_id)
             if tier_num == 0:
                 counts[collection_id] = catalog_selection.select_root(
                     session, batch=batch, collection_id=collection_id, where=_root_filter(batch, collection))

@@ -1,8 +1,9 @@
 """How current a collection and the collections below it are: per tier, how many of each
 collection's inputs it has processed at their current version with its current fingerprint
 (`current`), processed otherwise (`stale`: the input or the extractor settings changed since),
-or never (`missing`). A trigger with `dedup_strategy: skip` processes exactly the stale and
-missing ones."""
+or never (`missing`); inputs its `source_filters` leave out are `excluded`, neither stale nor
+missing. A trigger with `dedup_strategy: skip` processes exactly the stale and missing ones (and
+deletes what was made of excluded ones)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 from tierflow.catalog import collection_inputs, resources
 from tierflow.catalog.engine import open_session
-from tierflow.dag import plan_tiers, upstream_ids
+from tierflow.catalog.excluded import source_scope
+from tierflow.dag import plan_tiers
 from tierflow.fingerprints import fingerprint
+from tierflow.selection import collection_filter
 from tierflow.settings import get_settings
 
 
@@ -28,10 +31,10 @@ def staleness(*, namespace_id: str, collection: str) -> dict[str, Any]:
             for collection_id in members:
                 member = by_id[collection_id]
                 current = fingerprint(session, member, known=known)
-                counts = collection_inputs.staleness(
-                    session, collection_id=collection_id, fingerprint=current,
-                    bucket_ids=list(member["source"].get("bucket_ids") or []),
-                    source_collection_ids=upstream_ids(member))
+                _, scope, keeps = source_scope(session, member, collection_filter(member))
+                counts = collection_inputs.staleness(session, collection_id=collection_id, fingerprint=current,
+                                                     of_objects=member["source"]["type"] == "bucket",
+                                                     scope=scope, keeps=keeps)
                 rows.append({"collection_id": collection_id, "collection_name": member["collection_name"],
                              "fingerprint": current, **counts})
             tiers.append({"tier_num": tier_num, "collections": rows})

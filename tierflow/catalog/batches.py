@@ -42,19 +42,21 @@ def set_status_unless(session: Session, *, batch_id: str, status: str, unless: C
     ) == 1
 
 
+def is_cancelled(session: Session, *, batch_id: str) -> bool:
+    """Whether the batch has been cancelled (read in the caller's transaction)."""
+    return session.execute(select(batches.c.status).where(batches.c.batch_id == batch_id)).scalar_one_or_none() \
+        == Status.CANCELED.value
+
+
 def set_task_id(session: Session, *, batch_id: str, task_id: str) -> None:
     """Record the batch's task id (its first run's) unless a run has recorded one already."""
     session.execute(update(batches).where(batches.c.batch_id == batch_id, batches.c.task_id.is_(None))
                     .values(task_id=task_id))
 
 
-def count_deleted(session: Session, *, batch_id: str, objects: int) -> None:
-    """Add `objects` to the batch's count of objects found gone (in the deleting transaction)."""
-    add_counts(session, batch_id=batch_id, deleted=objects)
-
-
 def add_counts(session: Session, *, batch_id: str, **counts: int) -> None:
-    """Add to the batch's counts of what changed (`new`, `changed`, `unchanged`, `stale`, `deleted`)."""
+    """Add to the batch's counts of what changed (`new`, `changed`, `unchanged`, `stale`, `deleted`
+    objects, inputs `excluded` by a filter, `documents_deleted` in every tier)."""
     values = {f"{name}_count": batches.c[f"{name}_count"] + n for name, n in counts.items() if n}
     if values:
         session.execute(update(batches).where(batches.c.batch_id == batch_id).values(**values))

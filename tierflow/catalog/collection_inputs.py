@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.schema import collection_inputs, documents, objects
@@ -29,15 +29,27 @@ def record(session: Session, *, collection_id: str, rows: Sequence[dict[str, Any
                 update=["input_version", "fingerprint", "documents", "processed_at"])
 
 
-def forget(session: Session, *, input_ids: Sequence[str]) -> None:
-    """Forget inputs that no longer exist (deleted objects and documents), in every collection."""
-    if input_ids:
-        session.execute(collection_inputs.delete().where(collection_inputs.c.input_id.in_(list(input_ids))))
+def forget(session: Session, *, input_ids: Sequence[str], collection_id: str | None = None) -> None:
+    """Forget inputs that no longer exist (deleted objects and documents), in every collection;
+    or, with `collection_id`, inputs that this collection no longer reads (they left its filter)."""
+    ids = list(input_ids)
+    for start in range(0, len(ids), _PART):
+        statement = collection_inputs.delete().where(collection_inputs.c.input_id.in_(ids[start:start + _PART]))
+        if collection_id is not None:
+            statement = statement.where(collection_inputs.c.collection_id == collection_id)
+        session.execute(statement)
+
+
+_PART = 5000
+"""Ids per statement (well under the parameter limits of SQLite and PostgreSQL)."""
 
 
 def object_version() -> ColumnElement[Any]:
-    """An object's version in SQL, as `ObjectInputs.version` gives it: its etag, or when it changed."""
-    return func.coalesce(func.nullif(objects.c.etag, ""), objects.c.updated_at)
+    """An object's version in SQL, as `ObjectInputs.version` gives it: its etag and, when the
+    listing gave one, its LastModified (`etag@last_modified`); for an object without an etag,
+    when it changed."""
+    stamped = objects.c.etag.concat(func.coalesce(literal("@").concat(objects.c.last_modified), ""))
+    return case((func.coalesce(objects.c.etag, "") == "", objects.c.updated_at), else_=stamped)
 
 
 def current_condition(collection_id: str, fingerprint: str, *, version: ColumnElement[Any],
@@ -49,25 +61,25 @@ def current_condition(collection_id: str, fingerprint: str, *, version: ColumnEl
     ).exists()
 
 
-def staleness(session: Session, *, collection_id: str, fingerprint: str, bucket_ids: Sequence[str],
-              source_collection_ids: Sequence[str]) -> dict[str, int]:
-    """How many of the collection's inputs (the objects of `bucket_ids`, or the documents of
-    `source_collection_ids`) it has made current, stale or not at all."""
-    if bucket_ids:
-        table, input_id, version = objects, objects.c.object_id, object_version()
-        scope = objects.c.bucket_id.in_(list(bucket_ids))
-    else:
-        table, input_id, version = documents, documents.c.document_id, documents.c.updated_at
-        scope = documents.c.collection_id.in_(list(source_collection_ids))
+def staleness(session: Session, *, collection_id: str, fingerprint: str, of_objects: bool,
+              scope: ColumnElement[bool], keeps: ColumnElement[bool]) -> dict[str, int]:
+    """How many of the collection's inputs (the rows of `scope`: objects of its buckets when
+    `of_objects`, else documents of its sources) its filters leave out (`excluded`: its filters'
+    condition `keeps` is not true), and of the others how many it has made current, stale or
+    not at all."""
+    table, input_id, version = ((objects, objects.c.object_id, object_version()) if of_objects
+                                else (documents, documents.c.document_id, documents.c.updated_at))
     made = and_(collection_inputs.c.collection_id == collection_id, collection_inputs.c.input_id == input_id)
     current = and_(collection_inputs.c.input_version == version, collection_inputs.c.fingerprint == fingerprint)
-    total, known, fresh = session.execute(
-        select(func.count(), func.count(collection_inputs.c.input_id),
-               func.coalesce(func.sum(case((current, 1), else_=0)), 0))
+    kept = case((keeps, 1), else_=0)
+    everything, total, known, fresh = session.execute(
+        select(func.count(), func.coalesce(func.sum(kept), 0),
+               func.coalesce(func.sum(case((keeps & collection_inputs.c.input_id.is_not(None), 1), else_=0)), 0),
+               func.coalesce(func.sum(case((keeps & current, 1), else_=0)), 0))
         .select_from(table.outerjoin(collection_inputs, made)).where(scope)
     ).one()
     return {"inputs": int(total), "current": int(fresh), "stale": int(known) - int(fresh),
-            "missing": int(total) - int(known)}
+            "missing": int(total) - int(known), "excluded": int(everything) - int(total)}
 
 
 def totals(session: Session, *, collection_id: str) -> tuple[int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from tierflow.catalog.bulk import execute_many
@@ -37,6 +37,13 @@ def get_document_rows(session: Session, *, document_ids: Iterable[str]) -> dict[
     return {r[0]: dict(zip(names, r, strict=True)) for r in rows}
 
 
+def existing_documents(session: Session, *, document_ids: Sequence[str], lock: bool = False) -> set[str]:
+    """Those of these documents the catalog has; with `lock`, kept from deletion (FOR SHARE,
+    where the database has it) until the transaction ends."""
+    statement = select(documents.c.document_id).where(documents.c.document_id.in_(list(document_ids)))
+    return set(session.execute(statement.with_for_update(read=True) if lock else statement).scalars())
+
+
 def document_filter(session: Session, node: Node) -> Any:
     """The SQL form of a document filter for this session's database."""
     return compile_filter(node, document_field, dialect=session.get_bind().dialect.name)
@@ -59,11 +66,3 @@ def count_documents(session: Session, *, collection_id: str) -> int:
     return int(session.execute(
         select(func.count()).select_from(documents).where(documents.c.collection_id == collection_id)
     ).scalar_one())
-
-
-def delete_by_sources(session: Session, *, collection_id: str, source_ids: Sequence[str]) -> None:
-    """Delete the documents this collection made from these inputs (before writing their new ones)."""
-    if source_ids:
-        session.execute(delete(documents).where(
-            documents.c.collection_id == collection_id, documents.c.source_id.in_(list(source_ids))))
-

@@ -21,12 +21,15 @@ _REGISTER_UPDATE = (
 )
 
 
-def known_etags(session: Session, *, object_ids: Sequence[str]) -> dict[str, str | None]:
-    """The stored etag of each of these objects that the catalog already has."""
+def known_listings(session: Session, *, object_ids: Sequence[str]) -> dict[str, tuple[str | None, int | None,
+                                                                                  str | None]]:
+    """(etag, size, last modified) of each of these objects that the catalog already has: what a
+    listing is compared with."""
     rows = session.execute(
-        select(objects.c.object_id, objects.c.etag).where(objects.c.object_id.in_(list(object_ids)))
+        select(objects.c.object_id, objects.c.etag, objects.c.size_bytes, objects.c.last_modified)
+        .where(objects.c.object_id.in_(list(object_ids)))
     )
-    return {object_id: etag for object_id, etag in rows}
+    return {object_id: (etag, size, stamp) for object_id, etag, size, stamp in rows}
 
 
 def register_objects(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
@@ -38,6 +41,13 @@ def get_objects(session: Session, *, object_ids: Iterable[str]) -> dict[str, dic
     """Object records by id (missing ids are simply absent)."""
     rows = session.execute(select(objects).where(objects.c.object_id.in_(list(object_ids)))).mappings()
     return {r["object_id"]: object_record(dict(r)) for r in rows}
+
+
+def existing_objects(session: Session, *, object_ids: Sequence[str], lock: bool = False) -> set[str]:
+    """Those of these objects the catalog has; with `lock`, kept from deletion (FOR SHARE, where
+    the database has it) until the transaction ends."""
+    statement = select(objects.c.object_id).where(objects.c.object_id.in_(list(object_ids)))
+    return set(session.execute(statement.with_for_update(read=True) if lock else statement).scalars())
 
 
 def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:

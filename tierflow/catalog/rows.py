@@ -40,6 +40,8 @@ class BatchRow(TypedDict):
     changed_count: int
     unchanged_count: int
     stale_count: int
+    excluded_count: int
+    documents_deleted_count: int
     created_at: str
     updated_at: str
 

@@ -150,6 +150,10 @@ batches = Table(
     Column("changed_count", Integer, nullable=False, server_default="0"),
     Column("unchanged_count", Integer, nullable=False, server_default="0"),
     Column("stale_count", Integer, nullable=False, server_default="0"),
+    # Inputs that left a collection's filters (what it made of them deleted, in every tier below),
+    # and every document the batch deleted: of objects gone, of inputs left out, of inputs redone.
+    Column("excluded_count", Integer, nullable=False, server_default="0"),
+    Column("documents_deleted_count", Integer, nullable=False, server_default="0"),
     *_stamps(),
     Index("ix_batches_lease_expires_at", "lease_expires_at"),
 )
