@@ -79,6 +79,12 @@ class Namespace(BaseModel):
     updated_at: str
 
 
+class SyncStatus(BaseModel):
+    last_checked_at: str = Field(description="When the scheduled listing last checked the bucket.")
+    last_change_at: str | None = Field(description="When a check last found something to do (and started batches).")
+    changed: bool = Field(description="Whether the last check found something to do.")
+
+
 class Bucket(BaseModel):
     bucket_id: str
     bucket_name: str
@@ -88,6 +94,7 @@ class Bucket(BaseModel):
     metadata: dict[str, Any]
     storage: StorageBinding | None
     sync: dict[str, Any] | None = None
+    sync_status: SyncStatus | None = None
     object_count: int
     created_at: str
     updated_at: str

@@ -1,7 +1,7 @@
 """Batches for files that landed: the objects S3 events registered, gathered for
 `TIERFLOW_EVENT_DEBOUNCE_SECONDS` from the first, then one batch per collection that reads their
-bucket, for just those objects (`dedup_strategy: skip`: what a collection already made at that content is
-left out).
+bucket, for just those of the objects it has not processed as they are now (`dedup_strategy: skip`);
+none when that leaves nothing.
 
 Why gather: S3 sends one event per file, and a batch per file would pay a run's start for each.
 What is gathered lives in this process only: if it stops first, the objects are registered and
@@ -15,11 +15,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from tierflow.catalog import objects as catalog_objects
-from tierflow.catalog import resources
-from tierflow.catalog.engine import open_session
-from tierflow.models.trigger import MAX_OBJECT_IDS, TriggerRequest
+from tierflow.models.trigger import MAX_OBJECT_IDS
 from tierflow.settings import get_settings
+from tierflow.sync import window_triggers
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +73,12 @@ class EventBatcher:
             log.exception("batches for %s object(s) of bucket %s could not be started", len(object_ids), key[1])
 
     def start_batches(self, *, namespace_id: str, bucket_id: str, object_ids: set[str]) -> list[dict[str, Any]]:
-        """One batch per enabled collection reading the bucket, for those of these objects that
-        still exist; their trigger answers."""
-        with open_session(get_settings().database_url) as session:
-            present = sorted(catalog_objects.get_objects(session, object_ids=list(object_ids)))
-            readers = [c for c in resources.list_collections(session, namespace_id=namespace_id)
-                       if c["enabled"] and c["source"]["type"] == "bucket"
-                       and bucket_id in (c["source"].get("bucket_ids") or [])]
-        answers = []
-        for collection in readers:
-            for start in range(0, len(present), MAX_OBJECT_IDS):
-                request = TriggerRequest(object_ids=present[start:start + MAX_OBJECT_IDS], dedup_strategy="skip")
-                answers.append(self._start(namespace_id=namespace_id, collection=collection["collection_id"],
-                                           request=request))
-        return answers
+        """The batches these objects call for (`tierflow.sync.window_triggers`: none for objects
+        that are gone or that every collection has processed as they are now); their trigger
+        answers."""
+        return [self._start(namespace_id=namespace, collection=collection, request=request)
+                for namespace, collection, request in window_triggers(namespace_id=namespace_id, bucket_id=bucket_id,
+                                                                      object_ids=object_ids)]
 
 
 batcher = EventBatcher()

@@ -23,7 +23,7 @@ from tierflow.catalog.engine import open_session
 from tierflow.leases import RESUMABLE, BatchBusyError, Reservation, expired_leases, reserve
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
-from tierflow.sync import claim_due_buckets, sync_triggers
+from tierflow.sync import due_triggers
 
 log = logging.getLogger(__name__)
 
@@ -95,24 +95,24 @@ def start_through_deployment(parameters: dict[str, Any], reservation: Reservatio
 
 
 def sync_due_buckets() -> list[str]:
-    """Start the batches of every bucket whose scheduled listing is due (`tierflow.sync`) through
-    the trigger deployment; their batch ids."""
+    """Start, through the trigger deployment, the batches that the checks of the buckets due
+    call for (`tierflow.sync`: none for a bucket where nothing changed); their batch ids."""
     from deployments.operations import start_batch
 
     started = []
-    for bucket in claim_due_buckets():
-        for namespace_id, collection_id, request in sync_triggers(bucket):
-            try:
-                started.append(start_batch(namespace_id=namespace_id, collection=collection_id,
-                                           request=request)["batch_id"])
-            except Exception:
-                log.exception("the scheduled listing of bucket %s could not start", bucket["bucket_id"])
+    for namespace_id, collection_id, request in due_triggers():
+        try:
+            started.append(start_batch(namespace_id=namespace_id, collection=collection_id,
+                                       request=request)["batch_id"])
+        except Exception:
+            log.exception("the scheduled listing of bucket %s could not start for collection %s",
+                          request.include_buckets, collection_id)
     return started
 
 
 class Sweeper(Periodic):
     """Every `TIERFLOW_SWEEP_SECONDS`, from `start()` until `stop()`: resumes batches whose lease
-    ran out (`sweep`) and starts the scheduled listings that are due."""
+    ran out (`sweep`) and checks the buckets whose scheduled listing is due."""
 
     def __init__(self, start: Start = start_through_deployment) -> None:
         def work() -> bool:

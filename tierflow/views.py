@@ -1,8 +1,8 @@
 """How namespaces, buckets and collections look to users (the contract's objects).
 
 Catalog rows carry bookkeeping (`namespace_id` on every row); these views pick the contract's
-fields and add what is computed on read: a bucket's `object_count`, a collection's `tier` and
-`document_count`.
+fields and add what is computed on read: a bucket's `object_count` and `sync_status`, a
+collection's `tier` and `document_count`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,17 @@ def namespace_views(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def bucket_views(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     counts = resources.count_objects(session, bucket_ids=[r["bucket_id"] for r in rows])
-    return [{**{k: r[k] for k in _BUCKET_FIELDS}, "object_count": counts.get(r["bucket_id"], 0)} for r in rows]
+    return [{**{k: r[k] for k in _BUCKET_FIELDS}, "object_count": counts.get(r["bucket_id"], 0),
+             "sync_status": sync_status(r)} for r in rows]
+
+
+def sync_status(row: dict[str, Any]) -> dict[str, Any] | None:
+    """How a bucket's scheduled listing went: when it was last checked, when a check last found
+    something to do, and whether the last one did; None before its first check."""
+    checked, changed = row.get("sync_checked_at"), row.get("sync_changed_at")
+    if checked is None:
+        return None
+    return {"last_checked_at": checked, "last_change_at": changed, "changed": changed == checked}
 
 
 def collection_views(session: Session, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -43,3 +43,37 @@ def test_a_flood_of_events_starts_batches_when_full_not_never(s3, catalog, tmp_p
     assert done.wait(30)
     assert [a["request"].object_ids for a in started] == [sorted(ids), sorted(ids)]
     assert {a["request"].dedup_strategy for a in started} == {"skip"}  # one batch per collection
+
+
+def _created(key: str, etag: str, sequencer: str) -> dict[str, Any]:
+    return {"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": "tierflow-test"}, "object": {"key": key, "eTag": etag, "size": 2, "sequencer": sequencer}}}]}
+
+
+def test_an_event_window_whose_objects_are_already_processed_starts_nothing(flows, catalog, tmp_path):
+    from tests.utils.factories import trigger
+    from tierflow.events import apply_events, parse_notification
+
+    put_text(flows, "notes/a.txt", "a1")
+    apply_definitions(tmp_path, {"namespace": "ev", "buckets": [text_bucket()], "collections": [chunk_collection()]})
+    with open_session(catalog) as session:
+        namespace = resources.get_namespace(session, identifier="ev")["namespace_id"]
+        bucket = resources.get_bucket(session, namespace_id=namespace, identifier="notes")
+    etag = flows.head_object(Bucket="tierflow-test", Key="notes/a.txt")["ETag"]
+    landed = apply_events(bucket, parse_notification(_created("notes/a.txt", etag, "01"))).registered
+    trigger("ev", "chunks", dedup_strategy="skip")  # a trigger took them before the window ended
+    started: list[dict[str, Any]] = []
+
+    def start(**arguments: Any) -> dict[str, Any]:
+        started.append(arguments)
+        return {}
+
+    batcher = event_batches.EventBatcher(start)
+    batcher.start_batches(namespace_id=namespace, bucket_id=bucket["bucket_id"], object_ids=set(landed))
+    assert started == []  # nothing left to do: no batch
+
+    put_text(flows, "notes/a.txt", "a1 a2")
+    etag = flows.head_object(Bucket="tierflow-test", Key="notes/a.txt")["ETag"]
+    changed = apply_events(bucket, parse_notification(_created("notes/a.txt", etag, "02"))).registered
+    batcher.start_batches(namespace_id=namespace, bucket_id=bucket["bucket_id"], object_ids=set(changed))
+    assert [a["request"].object_ids for a in started] == [changed]  # a new version: its batch

@@ -178,3 +178,107 @@ def test_a_bucket_with_a_sync_schedule_follows_its_files_without_a_trigger(flows
     later = asyncio.run(sync_buckets())
     assert [batch_view(b)["tier_tasks"][0]["inputs_succeeded"] for b in later] == [1, 1]  # b, for each
     assert (count("chunks"), count("others")) == (3, 2)
+
+
+def _scheduled(tmp_path: Any, *, size: int = 1) -> None:
+    """The sync DAG on a bucket listed every minute: notes → chunks → copies."""
+    apply_definitions(tmp_path, {"namespace": "sync", "buckets": [{**text_bucket(), "sync": {"interval_seconds": 60}}],
+                                 "collections": [chunk_collection(size=size), passthrough_collection("copies", "chunks")]})
+
+
+def _sync_when_due(catalog: str) -> list[str]:
+    """The scheduled listing, run once the bucket's interval has gone by; the batches it started."""
+    import asyncio
+
+    from sqlalchemy import update
+
+    from flows.sync import sync_buckets
+    from tierflow.catalog.schema import buckets
+
+    with open_session(catalog) as session:
+        session.execute(update(buckets).values(synced_at="2000-01-01T00:00:00.000000+00:00"))
+    return asyncio.run(sync_buckets())
+
+
+def _started(catalog: str) -> tuple[int, int]:
+    """(batches in the catalog, trigger runs in Prefect) of the `chunks` collection."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from sqlalchemy import func, select
+
+    from tierflow.catalog.resources import get_collection
+    from tierflow.catalog.schema import batches
+
+    with open_session(catalog) as session:
+        collection_id = get_collection(session, namespace_id=_namespace_id(catalog), identifier="chunks")["collection_id"]
+        count = session.execute(select(func.count()).select_from(batches)).scalar_one()
+
+    async def runs() -> int:
+        async with get_client() as client:
+            return len(await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"trigger-{collection_id}"]))))
+
+    return int(count), asyncio.run(runs())
+
+
+def _sync_status(catalog: str) -> dict[str, Any] | None:
+    """The bucket's `sync_status`, as `GET /v1/buckets/notes` shows it."""
+    with open_session(catalog) as session:
+        key = create_key(session, name="admin", namespaces=None)[1]
+    answer = TestClient(create_app()).get("/v1/buckets/notes", headers={"Authorization": f"Bearer {key}",
+                                                                        "X-Namespace": "sync"})
+    assert answer.status_code == 200
+    return answer.json().get("sync_status")
+
+
+@pytest.mark.both_backends
+def test_a_scheduled_listing_that_finds_no_change_starts_nothing(flows, catalog, tmp_path):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    _scheduled(tmp_path)
+    assert len(_sync_when_due(catalog)) == 1  # never processed: one batch (copies runs in it)
+    started, first = _started(catalog), _sync_status(catalog)
+    assert started[1] == 1
+
+    assert _sync_when_due(catalog) == []  # a minute later, nothing changed
+    assert _started(catalog) == started  # no batch, no Prefect run
+    quiet = _sync_status(catalog)
+    assert first and first["changed"] and first["last_change_at"] == first["last_checked_at"]
+    assert quiet and quiet["last_checked_at"] > first["last_checked_at"]
+    assert not quiet["changed"] and quiet["last_change_at"] == first["last_change_at"]
+
+
+@pytest.mark.parametrize("change", ["changed", "deleted", "new"])
+def test_a_changed_deleted_or_new_object_starts_one_batch_and_then_the_bucket_is_quiet(flows, catalog, tmp_path,
+                                                                                      change):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2")
+    _scheduled(tmp_path)
+    _sync_when_due(catalog)
+    batches, runs = _started(catalog)
+    if change == "changed":
+        put_text(flows, "notes/a.txt", "a1 a2 a3")  # a new etag
+    elif change == "deleted":
+        flows.delete_object(Bucket="tierflow-test", Key="notes/b.txt")
+    else:
+        put_text(flows, "notes/c.txt", "c1")
+
+    started = _sync_when_due(catalog)
+    assert len(started) == 1 and _started(catalog) == (batches + 1, runs + 1)
+    assert batch_view(started[0])["changes"][change] == 1
+    status = _sync_status(catalog)
+    assert _sync_when_due(catalog) == [] and _started(catalog) == (batches + 1, runs + 1)  # done: quiet again
+    assert status and status["changed"] and status["last_change_at"] == status["last_checked_at"]
+
+
+def test_a_collection_that_is_not_current_is_triggered_though_no_file_changed(flows, catalog, tmp_path):
+    put_text(flows, "notes/a.txt", "a1 a2")
+    _scheduled(tmp_path)
+    _sync_when_due(catalog)
+    _scheduled(tmp_path, size=2)  # `tierflow apply` of a changed chunk size: every tier is stale
+    started = _sync_when_due(catalog)
+    assert len(started) == 1 and batch_view(started[0])["changes"]["stale"] == 3  # a, and its 2 chunks in copies
+    assert batch_view(started[0])["tier_tasks"][0]["inputs_succeeded"] == 1
+    assert _sync_when_due(catalog) == []

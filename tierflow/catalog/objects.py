@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tierflow.catalog.collection_inputs import current_condition, object_version
 from tierflow.catalog.grouped import update_grouped
 from tierflow.catalog.records import object_field, object_record
 from tierflow.catalog.schema import object_events, objects
@@ -91,6 +92,27 @@ def listed_keys(session: Session, *, bucket_id: str) -> list[tuple[str, str]]:
     rows = session.execute(select(objects.c.object_id, objects.c.key)
                            .where(objects.c.bucket_id == bucket_id, objects.c.key.is_not(None)))
     return [(object_id, key) for object_id, key in rows]
+
+
+ListingFacts = tuple[str | None, int | None, str | None]
+"""An object's (etag, size, last modified) as stored."""
+
+
+def listing_facts(session: Session, *, object_ids: Sequence[str]) -> dict[str, ListingFacts]:
+    """(etag, size, last modified) as stored, of each of these objects the catalog has: what a
+    listing tells of an object, to compare with it."""
+    rows = session.execute(select(objects.c.object_id, objects.c.etag, objects.c.size_bytes, objects.c.last_modified)
+                           .where(objects.c.object_id.in_(list(object_ids))))
+    return {object_id: (etag, size, modified) for object_id, etag, size, modified in rows}
+
+
+def not_current(session: Session, *, collection_id: str, fingerprint: str, object_ids: Sequence[str]) -> list[str]:
+    """Those of these objects the collection has not processed at their version now with this
+    fingerprint (sorted)."""
+    made = current_condition(collection_id, fingerprint, version=object_version(), input_id=objects.c.object_id)
+    return list(session.execute(select(objects.c.object_id)
+                                .where(objects.c.object_id.in_(list(object_ids)), ~made)
+                                .order_by(objects.c.object_id)).scalars())
 
 
 def applied_sequencers(session: Session, *, object_ids: Sequence[str]) -> dict[str, str]:

@@ -190,3 +190,10 @@ def claim_sync(session: Session, *, bucket_id: str, last_before: str, now: str) 
     return bool(rows_changed(session, update(buckets).where(
         buckets.c.bucket_id == bucket_id,
         or_(buckets.c.synced_at.is_(None), buckets.c.synced_at <= last_before)).values(synced_at=now)))
+
+
+def record_sync_check(session: Session, *, bucket_id: str, checked_at: str, changed: bool) -> None:
+    """Note that the bucket's scheduled check ran at `checked_at` and whether it found something
+    to do (then `sync_changed_at` moves too)."""
+    values = {"sync_checked_at": checked_at, **({"sync_changed_at": checked_at} if changed else {})}
+    session.execute(update(buckets).where(buckets.c.bucket_id == bucket_id).values(**values))

@@ -57,9 +57,12 @@ buckets = Table(
     Column("storage", JsonType),
     # Defined with a tenant's key: its storage must stay inside a grant of its namespace.
     Column("tenant_defined", Boolean, nullable=False, server_default=false()),
-    # Listed on a schedule (`{"interval_seconds": N}`), last at `synced_at`.
+    # Listed on a schedule (`{"interval_seconds": N}`), last claimed at `synced_at`; the last
+    # check done at `sync_checked_at`, the last that found something to do at `sync_changed_at`.
     Column("sync", JsonType),
     Column("synced_at", Stamp),
+    Column("sync_checked_at", Stamp),
+    Column("sync_changed_at", Stamp),
     *_stamps(),
     UniqueConstraint("namespace_id", "bucket_name"),
 )
