@@ -114,7 +114,7 @@ def object_row(bucket: dict[str, Any], entry: dict[str, Any], head: dict[str, An
     storage = bucket["storage"]
     key = entry["Key"]
     # A HEAD is newer than the listing (and an event's entry has no LastModified): its facts win.
-    etag_size_stamp = listing_facts({**entry, **{name: head[given] for name, given in _HEAD_FACTS.items()
+    etag_size_stamp = entry_facts({**entry, **{name: head[given] for name, given in _HEAD_FACTS.items()
                                                  if head.get(given) is not None}})
     metadata = object_metadata(bucket, head.get("Metadata") or {})
     content_type = head.get("ContentType") or mimetypes.guess_type(key)[0]
@@ -179,11 +179,11 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
         if reconcile:
             seen.update(by_id)
         with open_session(settings.database_url) as session:
-            known = catalog_objects.known_listings(session, object_ids=list(by_id))
-        fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != listing_facts(e)}
+            known = catalog_objects.listing_facts(session, object_ids=list(by_id))
+        fresh = {oid: e for oid, e in by_id.items() if known.get(oid) != entry_facts(e)}
         # The same bytes put again (same etag, new LastModified or size) may carry new metadata,
         # which only a HEAD tells, whatever the bucket's schema: re-read them.
-        touched = {oid for oid, e in fresh.items() if oid in known and known[oid][0] == listing_facts(e)[0]}
+        touched = {oid for oid, e in fresh.items() if oid in known and known[oid][0] == entry_facts(e)[0]}
         stats.listed += len(page)
         stats.changed += sum(1 for oid in fresh if oid in known)
         stats.new += sum(1 for oid in fresh if oid not in known)
@@ -202,7 +202,7 @@ def discover_bucket(bucket: dict[str, Any], on_page: Callable[[list[str]], None]
     return stats
 
 
-def listing_facts(entry: dict[str, Any]) -> tuple[str, int, str | None]:
+def entry_facts(entry: dict[str, Any]) -> tuple[str, int, str | None]:
     """(etag, size, last modified) of a listing entry, as the catalog stores them."""
     stamp = entry.get("LastModified")
     return (str(entry.get("ETag", "")).strip('"'), int(entry.get("Size", 0)),

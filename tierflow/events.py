@@ -16,7 +16,7 @@ from urllib.parse import unquote_plus
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
 from tierflow.deletions import delete_objects
-from tierflow.discovery import head_keys, is_gone, listing_facts, object_id_for, register_entries
+from tierflow.discovery import entry_facts, head_keys, is_gone, object_id_for, register_entries
 from tierflow.errors import BadRequestError
 from tierflow.settings import get_settings
 from tierflow.storage import is_derivative, s3_client, storage_location
@@ -176,7 +176,7 @@ def _register_created(bucket: dict[str, Any], created: dict[str, ObjectEvent]) -
     client = s3_client(*storage_location(bucket["storage"]))
     heads = head_keys(client, bucket, sorted({e.key for e in created.values()}))
     with open_session(get_settings().database_url) as session:
-        known = catalog_objects.known_listings(session, object_ids=list(created))
+        known = catalog_objects.listing_facts(session, object_ids=list(created))
     changed = {}
     for oid, event in created.items():
         found = heads[event.key]
@@ -186,7 +186,7 @@ def _register_created(bucket: dict[str, Any], created: dict[str, ObjectEvent]) -
             raise found
         entry = {"Key": event.key, "ETag": found.get("ETag") or event.etag,
                  "Size": found.get("ContentLength", event.size), "LastModified": found.get("LastModified")}
-        if known.get(oid) != listing_facts(entry):
+        if known.get(oid) != entry_facts(entry):
             changed[oid] = entry
     if changed:
         register_entries(client, bucket, changed, True, heads=heads)

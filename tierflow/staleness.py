@@ -2,8 +2,8 @@
 collection's inputs it has processed at their current version with its current fingerprint
 (`current`), processed otherwise (`stale`: the input or the extractor settings changed since),
 or never (`missing`); inputs its `source_filters` leave out are `excluded`, neither stale nor
-missing. A trigger with `dedup_strategy: skip` processes exactly the stale and missing ones (and
-deletes what was made of excluded ones)."""
+missing (`left_over` counts those it still holds documents of). A trigger with `dedup_strategy:
+skip` processes exactly the stale and missing ones, and deletes what was made of left-over ones."""
 
 from __future__ import annotations
 

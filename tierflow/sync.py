@@ -27,11 +27,13 @@ from sqlalchemy.orm import Session
 from tierflow.catalog import collection_inputs, resources
 from tierflow.catalog import objects as catalog_objects
 from tierflow.catalog.engine import open_session
-from tierflow.dag import plan_tiers, upstream_ids
+from tierflow.catalog.excluded import source_scope
+from tierflow.dag import plan_tiers
 from tierflow.deletions import listed_objects
 from tierflow.discovery import check_listing_granted, object_id_for
 from tierflow.fingerprints import fingerprint
 from tierflow.models.trigger import MAX_OBJECT_IDS, TriggerRequest
+from tierflow.selection import collection_filter
 from tierflow.settings import get_settings
 from tierflow.storage import is_derivative, iter_pages, s3_client, storage_location
 from tierflow.timestamps import format_timestamp, now_text, utcnow
@@ -138,11 +140,11 @@ def _current(session: Session, reader: dict[str, Any], bucket_id: str) -> bool:
     for tier in plan_tiers(everything, reader["collection_id"]):
         for collection_id in tier:
             member = by_id[collection_id]
-            root = collection_id == reader["collection_id"]
+            _, scope, keeps = source_scope(session, member, collection_filter(member), bucket_ids=[bucket_id])
             counts = collection_inputs.staleness(
                 session, collection_id=collection_id, fingerprint=fingerprint(session, member, known=known),
-                bucket_ids=[bucket_id] if root else [], source_collection_ids=[] if root else upstream_ids(member))
-            if counts["stale"] or counts["missing"]:
+                of_objects=member["source"]["type"] == "bucket", scope=scope, keeps=keeps)
+            if counts["stale"] or counts["missing"] or counts["left_over"]:
                 return False
     return True
 

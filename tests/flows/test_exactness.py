@@ -71,7 +71,7 @@ def test_a_filter_changed_deletes_what_it_now_leaves_out(flows, tmp_path):
     assert texts("sci") == ["beta"] and texts("sci-words") == ["beta"]
     for tier in staleness(namespace_id=namespace_id(), collection="paras")["tiers"]:
         for row in tier["collections"]:
-            assert (row["stale"], row["missing"]) == (0, 0), row
+            assert (row["stale"], row["missing"], row["left_over"]) == (0, 0, 0), row
 
 
 @pytest.mark.both_backends

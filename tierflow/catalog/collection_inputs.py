@@ -72,14 +72,17 @@ def staleness(session: Session, *, collection_id: str, fingerprint: str, of_obje
     made = and_(collection_inputs.c.collection_id == collection_id, collection_inputs.c.input_id == input_id)
     current = and_(collection_inputs.c.input_version == version, collection_inputs.c.fingerprint == fingerprint)
     kept = case((keeps, 1), else_=0)
-    everything, total, known, fresh = session.execute(
+    recorded = collection_inputs.c.input_id.is_not(None)
+    everything, total, known, fresh, held = session.execute(
         select(func.count(), func.coalesce(func.sum(kept), 0),
-               func.coalesce(func.sum(case((keeps & collection_inputs.c.input_id.is_not(None), 1), else_=0)), 0),
-               func.coalesce(func.sum(case((keeps & current, 1), else_=0)), 0))
+               func.coalesce(func.sum(case((keeps & recorded, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((keeps & current, 1), else_=0)), 0),
+               func.coalesce(func.sum(case((recorded, 1), else_=0)), 0))
         .select_from(table.outerjoin(collection_inputs, made)).where(scope)
     ).one()
     return {"inputs": int(total), "current": int(fresh), "stale": int(known) - int(fresh),
-            "missing": int(total) - int(known), "excluded": int(everything) - int(total)}
+            "missing": int(total) - int(known), "excluded": int(everything) - int(total),
+            "left_over": int(held) - int(known)}
 
 
 def totals(session: Session, *, collection_id: str) -> tuple[int, int]:

@@ -17,14 +17,16 @@ from tierflow.dag import upstream_ids
 from tierflow.filters import Node, compile_filter
 
 
-def source_scope(session: Session, collection: dict[str, Any],
-                 where: Node | None) -> tuple[ColumnElement[Any], ColumnElement[bool], ColumnElement[bool]]:
+def source_scope(session: Session, collection: dict[str, Any], where: Node | None, *,
+                 bucket_ids: Sequence[str] | None = None
+                 ) -> tuple[ColumnElement[Any], ColumnElement[bool], ColumnElement[bool]]:
     """(The id column of the collection's inputs, the condition of being one of them, the
-    condition of being one that `where` keeps): objects of its buckets, or documents of the
-    collections it reads."""
+    condition of being one that `where` keeps): objects of its buckets (of those of `bucket_ids`
+    only, if given), or documents of the collections it reads."""
     dialect = session.get_bind().dialect.name
     if collection["source"]["type"] == "bucket":
-        scope = objects.c.bucket_id.in_(list(collection["source"].get("bucket_ids") or []))
+        read = collection["source"].get("bucket_ids") or []
+        scope = objects.c.bucket_id.in_([b for b in read if bucket_ids is None or b in bucket_ids])
         keeps = compile_filter(where, object_field, dialect=dialect) if where is not None else scope
         return objects.c.object_id, scope, keeps
     scope = documents.c.collection_id.in_(upstream_ids(collection))

@@ -22,17 +22,6 @@ _REGISTER_UPDATE = (
 )
 
 
-def known_listings(session: Session, *, object_ids: Sequence[str]) -> dict[str, tuple[str | None, int | None,
-                                                                                  str | None]]:
-    """(etag, size, last modified) of each of these objects that the catalog already has: what a
-    listing is compared with."""
-    rows = session.execute(
-        select(objects.c.object_id, objects.c.etag, objects.c.size_bytes, objects.c.last_modified)
-        .where(objects.c.object_id.in_(list(object_ids)))
-    )
-    return {object_id: (etag, size, stamp) for object_id, etag, size, stamp in rows}
-
-
 def register_objects(session: Session, *, rows: Sequence[dict[str, Any]]) -> None:
     """Insert new objects and overwrite changed ones (one statement per call)."""
     upsert_rows(session, objects, rows, keys=["object_id"], update=_REGISTER_UPDATE)
