@@ -295,7 +295,8 @@ class DryRun(BaseModel):
     dry_run: bool = True
     complete: bool = Field(description="False when the listing was cut at 100,000 objects: counts cover those.")
     collection_id: str
-    tiers: list[dict[str, Any]] = Field(description="Each tier's number and collection ids.")
+    tiers: list[dict[str, Any]] = Field(description="Each tier's number, collection ids, expected_documents and "
+                                                  "expected_documents_exact.")
     objects: dict[str, int] = Field(description="The listing, classed as discovery would: listed, new, changed, "
                                               "unchanged, and deleted (found gone, where deletions are reconciled).")
     selected: dict[str, int] = Field(description="Objects the filters select, by action: new, changed and unchanged "
@@ -304,3 +305,10 @@ class DryRun(BaseModel):
     bytes_to_read: int
     expected_documents: list[int | None] = Field(
         description="Documents each tier would write, from each collection's history (null: no history).")
+    expected_documents_exact: list[bool] | None = Field(
+        default=None, description="Per tier: false when its figure is an upper bound (a filter below the root "
+                                  "reads fields only extraction makes; see `collections[].reason`).")
+    collections: list[dict[str, Any]] | None = Field(
+        default=None, description="Per collection: collection_id, collection_name, reads (the upstream collection "
+                                  "ids it reads), expected_inputs, expected_documents, expected_documents_exact, "
+                                  "reason (why an upper bound, else null).")

@@ -14,6 +14,7 @@ from cli.output import (
     batch_table,
     console,
     documents_table,
+    estimates_table,
     fail,
     friendly_errors,
     print_json,
@@ -110,7 +111,10 @@ def trigger(
         dedup_strategy=dedup_strategy,
     )
     if dry_run:
-        print_json(preview_trigger(namespace=namespace, collection=collection, request=request))
+        preview = preview_trigger(namespace=namespace, collection=collection, request=request)
+        print_json(preview)
+        if not quiet:
+            console.print(estimates_table(preview))
         return
     parameters, _ = prepare_batch(namespace=namespace, collection=collection, request=request)
     batch_id = parameters["batch_id"]

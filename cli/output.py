@@ -89,6 +89,23 @@ def batch_table(view: dict[str, Any]) -> Table:
     return table
 
 
+def estimates_table(preview: dict[str, Any]) -> Table:
+    """A dry run's documents expected per collection: "≤ N" where N is an upper bound, with why."""
+    table = Table(title=f"dry run of {preview['collection_id']}: documents expected", title_justify="left")
+    for column in ("tier", "collection", "inputs", "documents", "note"):
+        table.add_column(column)
+    tier_of = {c: t["tier_num"] for t in preview["tiers"] for c in t["collection_ids"]}
+    for c in preview["collections"]:
+        documents = c["expected_documents"]
+        shown = "?" if documents is None else str(documents) if c["expected_documents_exact"] else f"≤ {documents}"
+        note = c["reason"] or ("no history yet" if documents is None else "")
+        inputs = "?" if c["expected_inputs"] is None else str(c["expected_inputs"])
+        table.add_row(str(tier_of[c["collection_id"]]), c["collection_name"], inputs, shown, note)
+    if not preview["complete"]:
+        table.caption = "the listing was cut: figures cover the objects listed"
+    return table
+
+
 def documents_table(title: str, documents: list[dict[str, Any]], fields: int = 4) -> Table:
     """A few documents, with their id, a few fields and their lineage path."""
     table = Table(title=title, title_justify="left")

@@ -5,7 +5,8 @@ It lists the root's buckets (and HEADs new objects where discovery would, for th
 but registers nothing, creates no batch and starts no run. Objects are classed as discovery
 classes them (new, changed, unchanged, deleted), then selected with the trigger's filters by the
 Python filter backend, which agrees with the SQL one (tests/core/test_filter_agreement.py), and
-split into those to process and those `dedup_strategy: skip` would skip.
+split into those to process and those `dedup_strategy: skip` would skip. Each one processed is
+followed down the DAG by `tierflow.estimates` for the documents each collection would write.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tierflow.catalog.records import object_record
 from tierflow.dag import plan_tiers
 from tierflow.deletions import listed_objects
 from tierflow.discovery import check_listing_granted, needs_head, object_id_for, object_row
+from tierflow.estimates import Estimator, Partial
 from tierflow.filters import Condition, combine_all, parse_filter
 from tierflow.filters.evaluate import evaluate
 from tierflow.fingerprints import fingerprint
@@ -45,6 +47,7 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
         root_fingerprint = fingerprint(session, root)
         buckets = resources.get_buckets(session, bucket_ids=bucket_ids)
         ratios = {c: _documents_per_input(session, c) for tier in tiers for c in tier}
+    estimator = Estimator(tiers=tiers, collections=everything, ratios=ratios, root_kind="object")
     wanted = request.object_ids
     where = combine_all(collection_filter(root), parse_filter(request.source_filters, where="source_filters"),
                         Condition("object_id", "in", tuple(wanted), True) if wanted is not None else None)
@@ -57,6 +60,7 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
         if found["listed"] >= MAX_LISTED:
             complete = False
             break
+        headed = needs_head(bucket)
         for page in _listing(bucket, found, reconcile=reconcile):  # a page at a time: bounded memory
             with open_session(settings.database_url) as session:
                 made = catalog_collection_inputs.recorded(session, collection_id=root["collection_id"],
@@ -70,16 +74,37 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
                     continue
                 selected[action] += 1
                 to_read += int(row["size_bytes"] or 0)
+                estimator.add(_as_read(row, heads=action == "unchanged" or headed))
             if found["listed"] >= MAX_LISTED:
                 complete = False  # the rest of the listing is not looked at
                 break
     processed = selected["new"] + selected["changed"] + selected["unchanged"]
+    estimates = estimator.result()
+    per_tier = [_tier_estimate(n, members, estimates) for n, members in enumerate(tiers)]
     return {
-        "dry_run": True, "complete": complete, "collection_id": root["collection_id"],
-        "tiers": [{"tier_num": n, "collection_ids": members} for n, members in enumerate(tiers)],
+        "dry_run": True, "complete": complete, "collection_id": root["collection_id"], "tiers": per_tier,
         "objects": found, "selected": selected, "inputs_to_process": processed, "bytes_to_read": to_read,
-        "expected_documents": _expected(tiers, ratios, processed),
+        "expected_documents": [t["expected_documents"] for t in per_tier],
+        "expected_documents_exact": [t["expected_documents_exact"] for t in per_tier],
+        "collections": [estimates[c] for members in tiers for c in members],
     }
+
+
+def _as_read(row: dict[str, Any], *, heads: bool) -> Partial:
+    """An object as processing will read it. Its metadata, content type and etag are read again
+    with its file, so for a new or changed object that was not HEADed only processing knows them."""
+    if heads:
+        return Partial(row)
+    unsure = frozenset({"metadata", "content_type", "etag"})
+    return Partial({k: v for k, v in row.items() if k not in unsure}, unsure)
+
+
+def _tier_estimate(tier_num: int, members: list[str], estimates: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A tier's figures: the sum of its collections' (None if any is), exact if all of theirs are."""
+    figures = [estimates[c]["expected_documents"] for c in members]
+    return {"tier_num": tier_num, "collection_ids": members,
+            "expected_documents": None if None in figures else sum(figures),
+            "expected_documents_exact": all(estimates[c]["expected_documents_exact"] for c in members)}
 
 
 def _listing(bucket: dict[str, Any], counts: dict[str, int], *,
@@ -123,21 +148,3 @@ def _documents_per_input(session: Any, collection_id: str) -> float | None:
     """How many documents the collection made per input it processed, so far (None: never ran)."""
     inputs, made = catalog_collection_inputs.totals(session, collection_id=collection_id)
     return made / inputs if inputs else None
-
-
-def _expected(tiers: list[list[str]], ratios: dict[str, float | None], inputs: int) -> list[int | None]:
-    """Documents each tier would write, from each collection's history: a tier reads what the
-    tier above writes. None from the first tier whose collection has no history."""
-    expected: list[int | None] = []
-    reads: float | None = float(inputs)
-    for members in tiers:
-        wrote: float | None = 0.0
-        for collection_id in members:
-            ratio = ratios[collection_id]
-            if reads is None or ratio is None or wrote is None:
-                wrote = None
-                continue
-            wrote += reads * ratio
-        expected.append(None if wrote is None else round(wrote))
-        reads = wrote
-    return expected

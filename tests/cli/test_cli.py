@@ -155,3 +155,19 @@ def test_extractors_list():
     assert "text_extractor" in names and "passthrough_extractor" in names
     table = runner.invoke(app, ["extractors", "list"])
     assert "embedding_dimension (64)" in table.stdout
+
+
+def test_a_dry_run_shows_an_upper_bound_as_one(flows, tmp_path):
+    put_text(flows, "notes/a.txt", "one two three four five six")
+    copies = passthrough_collection("copies", "chunks")
+    copies["source"]["source_filters"] = {"filters": {"AND": [  # a field extraction writes
+        {"field": "text", "operator": "contains", "value": "four"}]}}
+    runner.invoke(app, ["apply", write_definitions(tmp_path, collections=[chunk_collection(), copies])])
+    assert runner.invoke(app, ["trigger", "chunks", "-n", "cli", "--quiet"]).exit_code == 0  # the history
+    result = runner.invoke(app, ["trigger", "chunks", "-n", "cli", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    end = result.stdout.index("\n}") + 2
+    preview = json.loads(result.stdout[:end])
+    assert preview["expected_documents"] == [2, 2] and preview["expected_documents_exact"] == [True, False]
+    row = next(line for line in result.stdout[end:].splitlines() if "copies" in line)
+    assert "≤ 2" in row and "text" in row

@@ -85,3 +85,78 @@ def test_a_dry_run_of_a_huge_bucket_stops_listing_and_says_so(flows, catalog, tm
     monkeypatch.setattr(dry_run, "MAX_LISTED", 2)  # 100,000 in production; a page here holds all three
     preview = _preview_changes_nothing(catalog)
     assert not preview["complete"] and preview["objects"]["listed"] == 3 and preview["objects"]["deleted"] == 0
+
+
+def _split(name: str, source: str, split_by: str, **extractor: Any) -> dict[str, Any]:
+    return {"collection_name": name, "source": {"type": "collection", "collection_ids": [source]},
+            "feature_extractor": {"feature_extractor_name": "text_extractor",
+                                  "parameters": {"split_by": split_by, "chunk_size": 1}, **extractor}}
+
+
+def _only(collection: dict[str, Any], field: str, operator: str, value: Any) -> dict[str, Any]:
+    """The collection, reading only the inputs whose `field` passes."""
+    condition = {"field": field, "operator": operator, "value": value}
+    collection["source"]["source_filters"] = {"filters": {"AND": [condition]}}
+    return collection
+
+
+def _by_collection(preview: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["collection_name"]: c for c in preview["collections"]}
+
+
+def _written(view: dict[str, Any]) -> list[int]:
+    return [t["documents_written"] for t in view["tier_tasks"]]
+
+
+def test_a_filter_below_the_root_is_applied_where_passthrough_fields_tell_it(flows, catalog, tmp_path):
+    # The quickstart's shape: notes of two paragraphs of two sentences each, their category
+    # carried down from the object's metadata; tier 2 keeps the science sentences only.
+    for name, category in (("tides", "science"), ("bread", "cooking"), ("silk", "history")):
+        put_text(flows, f"notes/{name}.txt", f"{name} one. {name} two.\n\n{name} three. {name} four.",
+                 metadata={"category": category})
+    paragraphs = {"collection_name": "paragraphs", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+                  "feature_extractor": {"feature_extractor_name": "text_extractor",
+                                        "parameters": {"split_by": "paragraphs", "chunk_size": 1},
+                                        "field_passthrough": [{"source_path": "metadata.category",
+                                                               "target_path": "category"}]}}
+    apply_definitions(tmp_path, {"namespace": "dry", "buckets": [text_bucket(unique_key=["key"])], "collections": [
+        paragraphs,
+        _split("sentences", "paragraphs", "sentences", field_passthrough=[{"source_path": "category"}]),
+        _split("words", "paragraphs", "words"),
+        _only(passthrough_collection("science", "sentences"), "category", "eq", "science"),
+        _only(passthrough_collection("fours", "sentences"), "text", "contains", "four"),
+    ]})
+    before = _written(batch_view(run_trigger("dry", "paragraphs")["batch_id"]))  # the history
+    preview = preview_trigger(namespace="dry", collection="paragraphs", request=TriggerRequest())
+    again = _written(batch_view(run_trigger("dry", "paragraphs")["batch_id"]))
+    assert before == again == [6, 12 + 24, 4 + 3]
+    # Tier 2: science's 4 exactly, and at most 12 for fours (it wrote 3).
+    assert preview["expected_documents"] == [6, 36, 4 + 12]
+    assert preview["expected_documents_exact"] == [True, True, False]
+    assert [t["expected_documents_exact"] for t in preview["tiers"]] == [True, True, False]
+
+    estimates = _by_collection(preview)
+    # Tier 2 reads sentences only (not words), and `category` is known from the metadata.
+    assert estimates["science"]["reads"] == [estimates["sentences"]["collection_id"]]
+    assert (estimates["science"]["expected_inputs"], estimates["science"]["expected_documents"]) == (4, 4)
+    assert estimates["science"]["expected_documents_exact"] and estimates["science"]["reason"] is None
+    # `text` is what the extractor writes: every sentence is counted, and the figure says so.
+    assert estimates["fours"]["expected_documents"] == 12 > 3
+    assert not estimates["fours"]["expected_documents_exact"] and "text" in estimates["fours"]["reason"]
+
+
+def test_a_collection_is_estimated_from_the_upstream_it_reads(flows, catalog, tmp_path):
+    for name in ("a", "b"):
+        put_text(flows, f"notes/{name}.txt", f"{name}1 {name}2 {name}3 {name}4 {name}5 {name}6")
+    apply_definitions(tmp_path, {"namespace": "dry", "buckets": [text_bucket(unique_key=["key"])], "collections": [
+        chunk_collection(size=3),
+        _split("words", "chunks", "words"),
+        passthrough_collection("copies", "chunks"),
+        passthrough_collection("copies-of-copies", "copies"),
+    ]})
+    before = _written(batch_view(run_trigger("dry", "chunks")["batch_id"]))
+    preview = _preview_changes_nothing(catalog)
+    assert before == _written(batch_view(run_trigger("dry", "chunks")["batch_id"])) == [4, 12 + 4, 4]
+    assert preview["expected_documents"] == [4, 16, 4]  # not 16: copies-of-copies reads copies only
+    assert _by_collection(preview)["words"]["expected_documents"] == 12
+    assert all(preview["expected_documents_exact"])
