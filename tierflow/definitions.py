@@ -76,6 +76,7 @@ def define_collection(session: Session, *, namespace_id: str, spec: CollectionSp
             row = resources.get_bucket(session, namespace_id=namespace_id, identifier=identifier)
         else:
             row = resources.get_collection(session, namespace_id=namespace_id, identifier=identifier)
+            _refuse_carried_vector(spec, row)
         ids.append(row[f"{spec.source.type}_id"])
     source["bucket_ids" if spec.source.type == "bucket" else "collection_ids"] = ids
     extractor_spec = spec.feature_extractor
@@ -103,6 +104,21 @@ def define_collection(session: Session, *, namespace_id: str, spec: CollectionSp
             details={"field": "source"},
         )
     return resources.put_collection(session, namespace_id=namespace_id, values=values)
+
+
+def _refuse_carried_vector(spec: CollectionSpec, upstream: dict[str, Any]) -> None:
+    """BadRequestError when a field_passthrough names the upstream collection's vector: a vector
+    stays with the collection whose extractor makes it (searchable there), so no copy of it
+    would ever be made downstream."""
+    extractor, params = collection_extractor(upstream["feature_extractor"], upstream["collection_name"])
+    vector = extractor.vector_field(params)
+    for i, item in enumerate(spec.feature_extractor.field_passthrough):
+        if vector is not None and item.source_path.split(".", 1)[0] == vector:
+            where = f"feature_extractor.field_passthrough[{i}].source_path"
+            raise BadRequestError(
+                f"{where}: '{vector}' is the vector of collection '{upstream['collection_name']}'; vectors are "
+                "not carried downstream (search that collection, or embed this one's text)",
+                details={"field": where})
 
 
 def _refuse_existing(session: Session, kind: str, name: str, namespace_id: str | None) -> None:

@@ -26,7 +26,7 @@ from tierflow.catalog import vectors as catalog_vectors
 from tierflow.catalog.engine import open_session, time_limit
 from tierflow.catalog.records import document_record
 from tierflow.errors import BadRequestError, ValidationError
-from tierflow.extractors import collection_extractor
+from tierflow.extractors import collection_extractor, vector_writers
 from tierflow.filters import MATCH_ALL, parse_filter
 from tierflow.settings import get_settings
 
@@ -81,8 +81,10 @@ def _query_vector(extractor: Any, params: Any, query_text: str | None, query_vec
 def search_documents(*, namespace: str, collection: str, query_text: str | None = None,
                      query_vector: list[float] | None = None, limit: int = 10, filters: Any = None) -> dict[str, Any]:
     """`{results: [document + score], mode}`: the collection's documents nearest the query (cosine
-    similarity), best first, among those matching `filters`. BadRequestError for a collection
-    whose extractor writes no vector; ValidationError for a query of the wrong dimension."""
+    similarity), best first, among those matching `filters`. A collection is searchable exactly
+    when its extractor declares a `vector_field`, and a `query_text` is embedded by that extractor
+    (`embed_query`), as its documents were. BadRequestError for a collection whose extractor
+    writes no vector; ValidationError for a query of the wrong dimension."""
     where = parse_filter(filters, where="filters")
     settings = get_settings()
     url = settings.database_url
@@ -93,7 +95,8 @@ def search_documents(*, namespace: str, collection: str, query_text: str | None 
         if extractor.vector_field(params) is None:
             raise BadRequestError(
                 f"collection '{row['collection_name']}' has no embeddings: its extractor ({extractor.name}) "
-                "writes no vector; search a collection of embedding_extractor", details={"field": "collection"})
+                f"writes no vector{' with these parameters' if extractor.writes_vectors() else ''}; "
+                f"vectors are written by {vector_writers()}", details={"field": "collection"})
         found = catalog_vectors.vector_set(session, collection_id=row["collection_id"])
         query = _query_vector(extractor, params, query_text, query_vector, found[1] if found else None)
         if found is None:

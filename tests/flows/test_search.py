@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import func, select
 
 from tests.utils.factories import apply_definitions, put_text, text_bucket, trigger
+from tierflow.browse import list_collection_documents
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
 from tierflow.catalog.schema import document_vectors, documents
+from tierflow.definitions import DefinitionError
 from tierflow.errors import BadRequestError, ValidationError
 from tierflow.search import search_documents
 
@@ -126,3 +128,62 @@ def test_searching_what_has_no_embeddings_or_with_a_wrong_vector_is_refused(flow
         search_documents(namespace="search", collection="vectors", query_vector=[0.1] * 3)
     with pytest.raises(ValidationError, match="exactly one of query_text and query_vector"):
         search_documents(namespace="search", collection="vectors", query_text="a", query_vector=[0.1] * 256)
+
+
+def chunked(name: str = "chunks", **parameters) -> dict:
+    return {"collection_name": name, "source": {"type": "bucket", "bucket_ids": ["notes"]},
+            "feature_extractor": {"feature_extractor_name": "text_extractor",
+                                  "parameters": {"split_by": "none", **parameters},
+                                  "field_passthrough": [{"source_path": "key"}]}}
+
+
+@pytest.mark.both_backends
+def test_text_chunks_are_searchable_by_their_hashing_embedding(flows, tmp_path, catalog):
+    seed(flows, tmp_path)
+    apply_definitions(tmp_path, {"namespace": "search", "collections": [
+        chunked(), {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["chunks"]},
+                    "feature_extractor": {"feature_extractor_name": "passthrough_extractor"}}]}, name="more.yaml")
+    trigger("search", "chunks")
+    assert vector_rows(catalog) == (5, 10)  # the chunks' vectors; the copies carry none
+    found = search_documents(namespace="search", collection="chunks", query_text="tides of the ocean and the moon",
+                             limit=5)
+    assert keys(found)[0] == "tides" and len(found["results"]) == 5
+    scores = [d["score"] for d in found["results"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > scores[1]
+    assert keys(search_documents(namespace="search", collection="chunks", query_text="yeast in the dough",
+                                 limit=1)) == ["bread"]
+    vector = found["results"][0]["text_extractor_v1_embedding"]
+    assert len(vector) == 64 and abs(float(np.linalg.norm(vector)) - 1) < 1e-4
+    by_vector = search_documents(namespace="search", collection="chunks", query_vector=vector, limit=1)
+    assert keys(by_vector) == ["tides"] and by_vector["results"][0]["score"] == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValidationError, match="expected 64 numbers"):
+        search_documents(namespace="search", collection="chunks", query_vector=[0.1] * 256)
+    with pytest.raises(ValidationError, match="query_text has no words"):
+        search_documents(namespace="search", collection="chunks", query_text="?!")
+
+
+def test_only_collections_whose_extractor_writes_vectors_are_searchable(flows, tmp_path):
+    seed(flows, tmp_path)
+    apply_definitions(tmp_path, {"namespace": "search", "collections": [
+        chunked(), chunked("plain", embedding_dimension=0),
+        {"collection_name": "copies", "source": {"type": "collection", "collection_ids": ["chunks"]},
+         "feature_extractor": {"feature_extractor_name": "passthrough_extractor"}}]}, name="more.yaml")
+    trigger("search", "chunks")
+    trigger("search", "plain")
+    writers = "vectors are written by embedding_extractor, text_extractor \\(embedding_dimension above 0\\)"
+    with pytest.raises(BadRequestError, match=f"'plain' has no embeddings: its extractor \\(text_extractor\\) "
+                                              f"writes no vector with these parameters; {writers}"):
+        search_documents(namespace="search", collection="plain", query_text="tides")
+    # A vector stays with the collection that makes it: a copy downstream neither carries it nor is searchable.
+    copies = list_collection_documents(namespace="search", collection="copies", filters=None, limit=10,
+                                       offset=0)["results"]
+    assert len(copies) == 5 and all("text_extractor_v1_embedding" not in d for d in copies)
+    with pytest.raises(BadRequestError, match=f"'copies' has no embeddings: .*passthrough_extractor\\) "
+                                              f"writes no vector; {writers}"):
+        search_documents(namespace="search", collection="copies", query_text="tides")
+    with pytest.raises(DefinitionError, match="field_passthrough\\[0\\].source_path: 'text_extractor_v1_embedding' "
+                                              "is the vector of collection 'chunks'"):
+        apply_definitions(tmp_path, {"namespace": "search", "collections": [
+            {"collection_name": "carried", "source": {"type": "collection", "collection_ids": ["chunks"]},
+             "feature_extractor": {"feature_extractor_name": "passthrough_extractor", "field_passthrough": [
+                 {"source_path": "text_extractor_v1_embedding"}]}}]}, name="carried.yaml")

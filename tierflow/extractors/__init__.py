@@ -7,6 +7,7 @@ from tierflow.extractors.registry import (
     collection_extractor,
     describe_extractors,
     get_extractor,
+    vector_writers,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "collection_extractor",
     "describe_extractors",
     "get_extractor",
+    "vector_writers",
 ]

@@ -56,6 +56,8 @@ class Extractor(ABC):
     inputs: ClassVar[dict[str, str]] = {}
     """Named inputs and their default source path (`$content`: the object's file)."""
     position_fields: ClassVar[tuple[str, ...]] = ()
+    vector_condition: ClassVar[str] = ""
+    """When `vector_field` is not None, for users ("" when an overriding `vector_field` always names one)."""
 
     @abstractmethod
     def extract(self, item: ExtractorInput, params: Any) -> list[dict[str, Any]]:
@@ -86,8 +88,18 @@ class Extractor(ABC):
 
     @classmethod
     def vector_field(cls, params: Any) -> str | None:
-        """The output field holding a searchable vector, if the extractor writes one."""
+        """The output field holding a searchable vector, if the extractor writes one.
+
+        The one rule of search: a collection is searchable exactly when its extractor names a
+        field here. That field is written to the catalog's vectors in the chunk's transaction
+        (not to the documents' JSON), put back into documents when users read them, and not
+        seen by downstream collections; `embed_query` must embed a query text the same way."""
         return None
+
+    @classmethod
+    def writes_vectors(cls) -> bool:
+        """True when some parameters make this extractor name a `vector_field`."""
+        return any("vector_field" in vars(k) for k in cls.__mro__[:cls.__mro__.index(Extractor)])
 
     @classmethod
     def embed_query(cls, params: Any, text: str) -> list[float]:

@@ -20,6 +20,11 @@ def _features(text: str) -> list[str]:
     return words + grams
 
 
+def has_features(text: str) -> bool:
+    """True when `text` has a word, so its embedding is not all zeros."""
+    return _WORD.search(text) is not None
+
+
 def hashing_embedding(text: str, dimension: int) -> list[float]:
     """A unit vector of `dimension` floats for `text` (all zeros for text without words)."""
     vector = [0.0] * dimension

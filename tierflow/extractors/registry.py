@@ -61,6 +61,12 @@ def collection_extractor(spec: dict[str, Any], collection_name: str) -> tuple[ty
     return extractor, extractor.for_collection(params, collection_name)
 
 
+def vector_writers() -> str:
+    """The extractors that write searchable vectors, as users read it (with when, if not always)."""
+    return ", ".join(f"{e.name} ({e.vector_condition})" if e.vector_condition else e.name
+                     for _, e in sorted(available_extractors().items()) if e.writes_vectors())
+
+
 def describe_extractors() -> list[dict[str, Any]]:
     """Every extractor as users see it: name, version, what it reads, its parameters and output."""
     return [

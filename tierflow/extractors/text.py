@@ -3,7 +3,8 @@
 The text comes from the object's file (UTF-8) or, for an upstream document, its `text` field;
 `input_mappings: {text: <path>}` reads it from elsewhere. `chunk_size` and `chunk_overlap`
 count units of `split_by` (characters, words, sentences or paragraphs). Each chunk also gets a
-hashing embedding of `embedding_dimension` floats (0 turns it off).
+hashing embedding of `embedding_dimension` floats (0 turns it off), searchable like
+`embedding_extractor`'s: a query text is hashed the same way (`embed_query`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tierflow.errors import ValidationError
 from tierflow.extractors.base import CONTENT, ExtractionError, Extractor, ExtractorInput
-from tierflow.extractors.hashing import hashing_embedding
+from tierflow.extractors.hashing import has_features, hashing_embedding
 
+EMBEDDING_FIELD = "text_extractor_v1_embedding"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 
@@ -27,7 +30,7 @@ class TextParameters(BaseModel):
     chunk_overlap: int = Field(default=0, ge=0)
     embedding_dimension: int = Field(
         default=64, ge=0, le=4096,
-        description="Size of the hashing embedding written as text_extractor_v1_embedding (0: none).",
+        description="Size of the hashing embedding written as text_extractor_v1_embedding, searchable (0: none).",
     )
 
     @model_validator(mode="after")
@@ -88,10 +91,33 @@ class TextExtractor(Extractor):
     input_types = ("text", "document")
     inputs = {"text": CONTENT}
     position_fields = ("chunk_index",)
+    vector_condition = "embedding_dimension above 0"
+
+    @classmethod
+    def vector_field(cls, params: TextParameters) -> str | None:
+        return EMBEDDING_FIELD if params.embedding_dimension else None
+
+    @classmethod
+    def embed_query(cls, params: TextParameters, text: str) -> list[float]:
+        if not has_features(text):  # its vector would be all zeros: every chunk would score 0
+            raise ValidationError([{"type": "value_error", "location": ["body", "query_text"],
+                                    "message": "query_text has no words to compare with the chunks"}])
+        return hashing_embedding(text, params.embedding_dimension)
+
+    @classmethod
+    def output_schema_for(cls, params: TextParameters) -> dict[str, Any]:
+        schema = cls.output_schema()
+        if not params.embedding_dimension:
+            schema.pop(EMBEDDING_FIELD, None)
+            return schema
+        return {**schema, EMBEDDING_FIELD: {"type": "array", "items": {"type": "number"},
+                                            "dimension": params.embedding_dimension,
+                                            "description": "Unit vector of the chunk's words by feature hashing; "
+                                                           "searchable."}}
 
     def extract(self, item: ExtractorInput, params: TextParameters) -> list[dict[str, Any]]:
         chunks = split_text(as_text(item.values.get("text")), params)
         return [{"text": c, "chunk_index": i, "chunk_count": len(chunks),
-                 **({"text_extractor_v1_embedding": hashing_embedding(c, params.embedding_dimension)}
+                 **({EMBEDDING_FIELD: hashing_embedding(c, params.embedding_dimension)}
                     if params.embedding_dimension else {})}
                 for i, c in enumerate(chunks)]
