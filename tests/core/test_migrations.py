@@ -83,7 +83,7 @@ def test_postgresql_catalog_must_be_upgraded_by_the_command_first(monkeypatch, w
     dispose_engines()
 
 
-def test_text_chunks_made_before_0009_become_searchable_vectors(tmp_path):
+def test_text_chunks_made_before_0011_become_searchable_vectors(tmp_path):
     engine = create_catalog_engine(f"sqlite:///{tmp_path / 'chunks.db'}")
     config = Config()
     config.set_main_option("script_location", str(ROOT / "tierflow" / "catalog" / "migrations"))
