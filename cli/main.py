@@ -20,6 +20,7 @@ from cli.output import (
     print_json,
     quiet_tracebacks,
     search_table,
+    verify_table,
 )
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -37,6 +38,8 @@ extractors_app = typer.Typer(no_args_is_help=True, help="The feature extractors 
 app.add_typer(extractors_app, name="extractors")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(keys_app, name="keys")
+collections_app = typer.Typer(no_args_is_help=True, help="Check collections against their sources.")
+app.add_typer(collections_app, name="collections")
 storage_app = typer.Typer(no_args_is_help=True, help="Grant namespaces S3 locations (what tenants' keys may reach).")
 app.add_typer(storage_app, name="storage")
 
@@ -253,6 +256,31 @@ def documents_search(
         print_json(found)
         return
     console.print(search_table(f"{collection}: nearest to {query!r}", found["results"]))
+
+
+@collections_app.command("verify")
+@friendly_errors
+def collections_verify(
+    collection: str,
+    namespace: NamespaceOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check COLLECTION and every collection below it against their sources, changing nothing:
+    documents no input explains, inputs not processed, counts that differ. Exit 1 if any."""
+    from tierflow.catalog import resources
+    from tierflow.catalog.engine import open_session
+    from tierflow.settings import get_settings
+    from tierflow.verify import verify_collection
+
+    with open_session(get_settings().database_url) as session:
+        namespace_id = resources.get_namespace(session, identifier=namespace)["namespace_id"]
+    report = verify_collection(namespace_id=namespace_id, collection=collection)
+    if as_json:
+        print_json(report)
+    else:
+        console.print(verify_table(report))
+    if not report["clean"]:
+        raise typer.Exit(1)
 
 
 @objects_app.command("list")

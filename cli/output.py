@@ -135,3 +135,19 @@ def search_table(title: str, results: list[dict[str, Any]]) -> Table:
 def _short(value: Any, limit: int = 48) -> str:
     text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def verify_table(report: dict[str, Any]) -> Table:
+    """`tierflow collections verify`: one row per collection, its differences and a few ids."""
+    verdict = "no differences" if report["clean"] else f"{report['differences']} difference(s)"
+    table = Table(title=f"verify: {verdict}")
+    for column in ("tier", "collection", "inputs", "documents", "unexpected docs", "unprocessed", "miscounted"):
+        table.add_column(column)
+    for tier in report["tiers"]:
+        for row in tier["collections"]:
+            cells = [row[kind] for kind in ("unexpected_documents", "unprocessed_inputs", "miscounted_inputs")]
+            table.add_row(str(tier["tier_num"]), row["collection_name"], str(row["expected_inputs"]),
+                          str(row["documents"]),
+                          *(f"{c['count']}" + (f" ({', '.join(c['sample'][:3])}…)" if c["count"] else "")
+                            for c in cells))
+    return table

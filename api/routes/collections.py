@@ -35,6 +35,7 @@ from tierflow.models.definitions import CollectionSpec
 from tierflow.models.trigger import TriggerCollectionResponse, TriggerRequest
 from tierflow.search import search_documents
 from tierflow.staleness import staleness
+from tierflow.verify import verify_collection
 from tierflow.views import collection_views
 
 router = APIRouter(prefix="/v1/collections", tags=["collections"])
@@ -83,6 +84,13 @@ def get_staleness(identifier: str, namespace: NamespaceDep) -> dict:
     """Per tier of the collection's DAG: how many inputs each collection has made current, stale
     (the input or the extractor settings changed since) or not at all."""
     return staleness(namespace_id=namespace["namespace_id"], collection=identifier)
+
+
+@router.get("/{identifier}/verify")
+def get_verify(identifier: str, namespace: NamespaceDep) -> dict:
+    """Per tier of the collection's DAG, what each collection holds that its sources do not call
+    for, and what they call for that it lacks; changes nothing (`clean`: nothing found)."""
+    return verify_collection(namespace_id=namespace["namespace_id"], collection=identifier)
 
 
 @router.post("/{identifier}/documents/list", response_model=ListResponse[Document])

@@ -173,3 +173,13 @@ def test_extractors_are_listed_with_their_parameters(api):
     assert "text_extractor_v1_embedding" in text["output_schema"]["properties"]
     api.headers.pop("Authorization")
     assert_error(api.get("/v1/collections/features/extractors"), 401, "UnauthorizedError")
+
+
+def test_verify_answers_per_tier_and_404_for_an_unknown_collection(api):
+    headers = in_namespace(api, "checked")
+    assert api.post("/v1/buckets", json=bucket_body(), headers=headers).status_code == 200
+    assert api.post("/v1/collections", json=collection_body("chunks", buckets=["notes"]), headers=headers).status_code == 200
+    report = api.get("/v1/collections/chunks/verify", headers=headers)
+    assert report.status_code == 200, report.text
+    assert report.json()["clean"] and report.json()["tiers"][0]["collections"][0]["collection_name"] == "chunks"
+    assert_error(api.get("/v1/collections/nope/verify", headers=headers), 404, "NotFoundError")

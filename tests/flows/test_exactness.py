@@ -100,3 +100,79 @@ def test_staleness_reports_filtered_inputs_as_excluded(flows, tmp_path):
     report = staleness(namespace_id=namespace_id(), collection="paras")
     sci = report["tiers"][1]["collections"][0]
     assert (sci["inputs"], sci["current"], sci["stale"], sci["missing"], sci["excluded"]) == (2, 2, 0, 0, 1)
+
+
+@pytest.mark.both_backends
+def test_a_cancelled_batch_counts_what_it_wrote(s3, catalog, tmp_path, monkeypatch):
+    from sqlalchemy import func, select
+
+    from tierflow import batches, chunking, planning, processing, selection
+    from tierflow.catalog.schema import documents
+    from tierflow.discovery import discover_bucket_by_id
+    from tierflow.models.trigger import TriggerRequest
+
+    monkeypatch.setenv("TIERFLOW_CHUNK_SIZE", "1")
+    get_settings.cache_clear()
+    for name in ("a", "b", "c"):
+        put_text(s3, f"notes/{name}.txt", "one two three four")
+    apply_definitions(tmp_path, {"namespace": "exact", "buckets": [text_bucket()], "collections": [
+        {"collection_name": "words", "source": {"type": "bucket", "bucket_ids": ["notes"]},
+         "feature_extractor": {"feature_extractor_name": "text_extractor",
+                               "parameters": {"split_by": "words", "chunk_size": 1}}}]})
+    plan = planning.plan_batch(namespace="exact", collection="words", request=TriggerRequest(), task_id=None)
+    discover_bucket_by_id(plan.source_bucket_ids[0])
+    selection.select_tier_inputs(batch_id=plan.batch_id, tier_num=0)
+    chunks = list(chunking.chunk_plan(batch_id=plan.batch_id, tier_num=0))
+    assert len(chunks) == 3
+    batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
+
+    def run(chunk: tuple[str, list[str]]) -> None:
+        processing.process_chunk(batch_id=plan.batch_id, collection_id=chunk[0], tier_num=0, input_ids=chunk[1])
+
+    run(chunks[0])
+    real = processing._documents_for
+
+    def cancelled_meanwhile(*args, **kwargs):  # the cancel lands while this chunk is under way
+        monkeypatch.setattr(processing, "_documents_for", real)
+        batches.cancel_batch(plan.batch_id)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(processing, "_documents_for", cancelled_meanwhile)
+    run(chunks[1])
+    run(chunks[2])  # begun after the cancel: does nothing
+
+    with open_session(get_settings().database_url) as session:
+        carried = session.execute(select(func.count()).select_from(documents)
+                                  .where(documents.c.batch_id == plan.batch_id)).scalar_one()
+    view = batch_view(plan.batch_id)
+    (tier,) = view["tier_tasks"]
+    assert view["status"] == tier["status"] == "CANCELED"
+    assert carried == 8 and tier["documents_written"] == view["document_count"] == carried
+    assert (tier["documents_submitted_to_engine"], tier["inputs_succeeded"]) == (3, 2)
+    assert (view["audit"]["cancelled"], view["audit"]["lost"], view["audit"]["balanced"]) == (1, 0, True)
+
+
+@pytest.mark.both_backends
+def test_verify_reports_what_a_collection_should_not_hold_until_a_run_fixes_it(flows, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from tierflow.verify import verify_collection
+
+    world(tmp_path)
+    put_text(flows, "notes/a.txt", "alpha", {"category": "science"})
+    put_text(flows, "notes/b.txt", "beta", {"category": "art"})
+    trigger("exact", "paras")
+    assert verify_collection(namespace_id=namespace_id(), collection="paras")["clean"]
+
+    world(tmp_path, category="art")  # sci now reads beta only: alpha's documents should go, beta's come
+    report = verify_collection(namespace_id=namespace_id(), collection="paras")
+    sci = report["tiers"][1]["collections"][0]
+    assert (sci["unexpected_documents"]["count"], sci["unprocessed_inputs"]["count"]) == (1, 1)
+    assert report["tiers"][2]["collections"][0]["unprocessed_inputs"]["count"] == 0  # nothing new there yet
+    assert report["differences"] == 2 and not report["clean"]
+    found = CliRunner().invoke(app, ["collections", "verify", "paras", "-n", "exact"])
+    assert found.exit_code == 1 and "2 difference(s)" in found.output
+
+    trigger("exact", "paras", dedup_strategy="skip")
+    assert CliRunner().invoke(app, ["collections", "verify", "paras", "-n", "exact"]).exit_code == 0

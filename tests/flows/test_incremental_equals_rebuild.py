@@ -4,7 +4,7 @@ the middle holds what a from-scratch rebuild of the same definitions over the sa
 
 A hypothesis state machine makes the sequences: objects put (new bytes, or the same bytes with new
 metadata), deleted, moved in and out of the filter; the filter and the root's parameters
-changed; triggers. After each trigger a new namespace with the same definitions over the same S3
+changed; triggers. After each trigger `collections verify` finds nothing, and a new namespace with the same definitions over the same S3
 prefix is built from nothing, and the two are compared document by document (contents and
 lineage, without ids and timestamps, which a rebuild cannot know). `TIERFLOW_MODEL_EXAMPLES`
 sets how many sequences run (a few in `make test`; see the README for a longer run).
@@ -34,6 +34,7 @@ from tierflow.catalog.objects import list_objects
 from tierflow.filters import parse_filter
 from tierflow.settings import get_settings
 from tierflow.staleness import staleness
+from tierflow.verify import verify_collection
 
 EXAMPLES = int(os.environ.get("TIERFLOW_MODEL_EXAMPLES", "5"))
 STEPS = int(os.environ.get("TIERFLOW_MODEL_STEPS", "10"))
@@ -195,6 +196,8 @@ class IncrementalRuns(RuleBasedStateMachine):
 
         with open_session(get_settings().database_url) as session:
             namespace_id = resources.get_namespace(session, identifier=self.namespace)["namespace_id"]
+        checked = verify_collection(namespace_id=namespace_id, collection="paras")
+        assert checked["clean"], checked
         report = staleness(namespace_id=namespace_id, collection="paras")
         for tier in report["tiers"]:
             for row in tier["collections"]:
