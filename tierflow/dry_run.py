@@ -21,11 +21,12 @@ from tierflow.catalog.engine import open_session
 from tierflow.catalog.records import object_record
 from tierflow.dag import plan_tiers
 from tierflow.deletions import listed_objects
-from tierflow.discovery import check_listing_granted, needs_head, object_id_for, object_row
+from tierflow.discovery import check_listing_granted, entry_facts, needs_head, object_id_for, object_row
 from tierflow.estimates import Estimator, Partial
 from tierflow.filters import Condition, combine_all, parse_filter
 from tierflow.filters.evaluate import evaluate
 from tierflow.fingerprints import fingerprint
+from tierflow.inputs import ObjectInputs
 from tierflow.models.trigger import TriggerRequest
 from tierflow.planning import checked_trigger
 from tierflow.selection import collection_filter
@@ -68,7 +69,7 @@ def preview_trigger(*, namespace: str, collection: str, request: TriggerRequest)
             for row, action in page:
                 if not evaluate(where, object_record(row)):
                     continue
-                current = made.get(row["object_id"]) == (str(row["etag"]), root_fingerprint)
+                current = made.get(row["object_id"]) == (ObjectInputs().version(row), root_fingerprint)
                 if request.dedup_strategy == "skip" and action == "unchanged" and current:
                     selected["skipped"] += 1
                     continue
@@ -126,8 +127,8 @@ def _listing(bucket: dict[str, Any], counts: dict[str, int], *,
         seen.update(entries)
         with open_session(settings.database_url) as session:
             known = catalog_objects.get_objects(session, object_ids=list(entries))
-        fresh = [oid for oid, e in entries.items()
-                 if oid not in known or known[oid]["etag"] != str(e.get("ETag", "")).strip('"')]
+        fresh = [oid for oid, e in entries.items() if oid not in known or entry_facts(e) != (
+            known[oid]["etag"], known[oid]["size_bytes"], known[oid]["last_modified"])]
         heads: dict[str, Any] = run_concurrently(
             lambda key: head_object(client, storage["s3_bucket"], key), [entries[o]["Key"] for o in fresh]
         ) if head else {}

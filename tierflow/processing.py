@@ -138,12 +138,13 @@ def _fetch_contents(records: dict[str, dict[str, Any]], buckets: dict[str, dict[
 
 def _learn_facts(record: dict[str, Any], bucket: dict[str, Any], stored: StoredFile) -> dict[str, Any] | None:
     """What the GET said that the catalog did not know (discovery may skip the HEAD): the new
-    content type and metadata, and the etag of what was read when the object changed since it was
+    content type and metadata, and the etag and LastModified of what was read when the object changed since it was
     listed, applied to the record (whose version its documents then record) and returned to be
     saved, or None."""
     facts = {"content_type": stored.content_type or record.get("content_type"),
              "metadata": {**object_metadata(bucket, stored.metadata), **(record.get("metadata") or {})},
-             "etag": stored.etag or record.get("etag")}
+             "etag": stored.etag or record.get("etag"),
+             "last_modified": stored.last_modified or record.get("last_modified")}
     if all(facts[k] == (record.get(k) or ({} if k == "metadata" else None)) for k in facts):
         return None
     record.update(facts)

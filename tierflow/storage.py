@@ -34,6 +34,7 @@ from botocore.utils import parse_timestamp
 from tierflow.errors import TerminalError, TransientError
 from tierflow.presigned_reads import PresignedReader, proxied
 from tierflow.settings import get_settings
+from tierflow.timestamps import format_timestamp
 
 T = TypeVar("T")
 
@@ -294,20 +295,32 @@ class StoredFile:
     etag: str | None = None
     """The ETag of these bytes (unquoted): the version that was read, which may be newer than
     the one the listing saw."""
+    last_modified: str | None = None
+    """Its LastModified, as the catalog writes timestamps (with the etag, the version read)."""
 
 
 def _described(body: bytes, headers: Mapping[str, str]) -> StoredFile:
     """A GET's body with the facts its headers give, named as botocore names them."""
-    content_type, etag, metadata = None, None, {}
+    content_type, etag, metadata, modified = None, None, {}, None
     for name, value in headers.items():
         lowered = name.lower()
         if lowered == "content-type":
             content_type = value
         elif lowered == "etag":
             etag = value.strip('"')
+        elif lowered == "last-modified":
+            modified = _http_date(value)
         elif lowered.startswith("x-amz-meta-"):
             metadata[name[len("x-amz-meta-"):]] = value
-    return StoredFile(bytes(body), content_type, metadata, etag)
+    return StoredFile(bytes(body), content_type, metadata, etag, modified)
+
+
+def _http_date(value: str) -> str | None:
+    """An HTTP date header as the catalog writes timestamps; None if it does not parse."""
+    try:
+        return format_timestamp(parsedate_to_datetime(value))
+    except (TypeError, ValueError):
+        return None
 
 
 def read_object(client: BaseClient, bucket: str, key: str, *, max_bytes: int | None = None) -> StoredFile:
@@ -337,8 +350,10 @@ def read_object(client: BaseClient, bucket: str, key: str, *, max_bytes: int | N
     if reader is not None and answer is not None and 400 <= answer.status < 500:
         reader.give_up(f"the store refused a presigned GET of s3://{bucket}/{key} ({answer.status}) "
                        "and answered botocore's")
+    modified = response.get("LastModified")
     return StoredFile(data, response.get("ContentType"), dict(response.get("Metadata") or {}),
-                      str(response["ETag"]).strip('"') if response.get("ETag") else None)
+                      str(response["ETag"]).strip('"') if response.get("ETag") else None,
+                      format_timestamp(modified) if isinstance(modified, datetime) else None)
 
 
 def _length(headers: Mapping[str, str]) -> int | None:

@@ -48,9 +48,10 @@ def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
 
 def record_facts(session: Session, *, facts: dict[str, dict[str, Any]]) -> None:
     """Save what reading the files taught about these objects (content type, metadata, and the
-    etag of the version read)."""
+    etag and LastModified of the version read)."""
     update_grouped(session, objects, objects.c.object_id, {
-        oid: {"content_type": f["content_type"], "metadata": f["metadata"], "etag": f["etag"]}
+        oid: {"content_type": f["content_type"], "metadata": f["metadata"], "etag": f["etag"],
+              "last_modified": f["last_modified"]}
         for oid, f in facts.items()})
 
 
