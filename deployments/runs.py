@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 
 class RunnerUnavailableError(TransientError):
-    """No Prefect API or no deployment to start the run through (start `tierflow serve`)."""
+    """No Prefect API, no deployment to start the run through (start `tierflow serve`), or this
+    server's runner still starting or stopping: answered 503 with `Retry-After`."""
 
     status = 503
     type_name = "ServiceUnavailableError"
