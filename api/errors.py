@@ -3,7 +3,9 @@
 `{"success": false, "status": …, "error": {"type", "message", "details"}}` for every 4xx/5xx:
 tierflow's own errors carry their status and type; request validation is a 422 with
 `details.validation_errors`; anything unexpected is a 500 whose message says only that, with
-the details in the server's log (never a stack trace or a secret in the answer).
+the details in the server's log (never a stack trace or a secret in the answer). A 503 (the
+server is starting or draining, or what it needs is unreachable) says when to ask again
+(`Retry-After`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,14 @@ def error_body(status: int, type_name: str, message: str, details: dict[str, Any
             "error": {"type": type_name, "message": message, "details": details or {}}}
 
 
+RETRY_AFTER_SECONDS = 5
+"""Seconds a 503 asks the caller to wait before trying again (a starting runner takes a few)."""
+
+
 def error_response(status: int, type_name: str, message: str, details: dict[str, Any] | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), **(headers or {})}
     return JSONResponse(error_body(status, type_name, message, details), status_code=status, headers=headers)
 
 

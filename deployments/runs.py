@@ -7,6 +7,7 @@ run did.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -39,9 +40,12 @@ from tierflow.catalog.engine import open_session
 from tierflow.errors import NotFoundError, TransientError
 from tierflow.settings import get_settings
 
+log = logging.getLogger(__name__)
+
 
 class RunnerUnavailableError(TransientError):
-    """No Prefect API or no deployment to start the run through (start `tierflow serve`)."""
+    """No Prefect API, no deployment to start the run through (start `tierflow serve`), or this
+    server's runner still starting or stopping: answered 503 with `Retry-After`."""
 
     status = 503
     type_name = "ServiceUnavailableError"
@@ -54,14 +58,17 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
     exist) gives the same run, never a second one; after the last attempt the run is looked up by
     that key before this decides that it did not start. While this process's own runner is
     starting (`tierflow serve`: `expect_runner`), a deployment not registered yet is waited for, so
-    a trigger sent right after the server came up is taken instead of answered 503. A server that
-    is shutting down (`stop_taking_runs`) starts none."""
+    a trigger sent right after the server came up is taken instead of answered 503; so is that
+    runner (`wait_for_runner_with`), and no run is created unless it is there to start it. A
+    server that is shutting down (`stop_taking_runs`) starts none."""
     settings = get_settings()
     name = settings.trigger_deployment
     if _stopping:
         raise RunnerUnavailableError("the server is shutting down; send the request to another server or retry "
                                      "once it is back")
     deadline = time.monotonic() + (settings.runner_start_seconds if _runner_since else 0)
+    if _runner_entered and not _runner_entered[0](max(0.0, deadline - time.monotonic())):
+        raise RunnerUnavailableError("this server's runner is still starting; retry shortly")
     try:
         with get_client(sync_client=True) as client:
             retry_busy_api_soon(client)
@@ -71,8 +78,7 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
                     with _quick_retries():
                         run = client.create_flow_run_from_deployment(
                             deployment_id, parameters=parameters, tags=["tierflow"], idempotency_key=idempotency_key)
-                    for wake in _wake_runner:
-                        wake(run)
+                    _hand_over(run)
                     return str(run.id)
                 except httpx.HTTPError as error:
                     if _not_found(error) and attempt < _CREATE_ATTEMPTS - 1:
@@ -94,6 +100,16 @@ def start_trigger_run(parameters: dict[str, Any], *, idempotency_key: str) -> st
 
 
 _CREATE_ATTEMPTS = 5
+
+
+def _hand_over(run: FlowRun) -> None:
+    """Have this process's runner start `run` now. The run exists whatever happens here, and a
+    poll starts it: a failure is logged, never answered as the trigger's."""
+    for wake in _wake_runner:
+        try:
+            wake(run)
+        except Exception:  # the caller answers that the run was accepted, and it was
+            log.exception("flow run %s could not be handed to the runner; its next poll starts it", run.id)
 
 
 _retry_settings: list[tuple[Settings, Settings]] = []
@@ -196,6 +212,17 @@ def wake_runner_with(wake: Callable[[FlowRun], None]) -> None:
     _wake_runner[:] = [wake]
 
 
+_runner_entered: list[Callable[[float], bool]] = []
+"""Waits up to that many seconds for this process's runner to take runs; whether it does (empty:
+it has none to wait for)."""
+
+
+def wait_for_runner_with(wait: Callable[[float], bool]) -> None:
+    """This process's runner takes runs once `wait(seconds)` is true: until then a trigger waits
+    for it (bounded, then 503) before it creates a run, and `/ready` says it is still starting."""
+    _runner_entered[:] = [wait]
+
+
 _runs_warm: list[Callable[[], bool]] = []
 """Whether this process's runner starts runs warm yet (empty: it has no such start to wait for)."""
 
@@ -232,7 +259,8 @@ def readiness() -> dict[str, str]:
     try:
         with get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name(settings.trigger_deployment)
-        checks["deployment"] = "ok" if _served_here(deployment) else "this server's runner is still starting"
+        served = _served_here(deployment) and (not _runner_entered or _runner_entered[0](0))
+        checks["deployment"] = "ok" if served else "this server's runner is still starting"
     except ObjectNotFound:
         checks["deployment"] = f"'{settings.trigger_deployment}' not registered yet (is a runner or worker serving it?)"
     except Exception as error:  # the Prefect API is down or refuses

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from deployments import runs
 from flows.trigger import trigger_collection
+from tests.api.conftest import assert_error, bucket_body, collection_body, in_namespace
 from tierflow.settings import get_settings
 
 
@@ -161,3 +162,76 @@ def test_a_trigger_reads_its_deployment_once_and_again_once_it_was_replaced(pref
         client.delete_deployment(run.deployment_id)
     with pytest.raises(runs.RunnerUnavailableError, match="does not exist"):
         runs.start_trigger_run({"namespace": "n", "collection": "c"}, idempotency_key="r4")
+
+
+def _runs_of(deployment: str) -> list[object]:
+    """The flow runs of trigger deployment `deployment` the Prefect API holds."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])))
+
+
+def test_a_trigger_sent_before_the_runner_has_entered_waits_for_it_or_creates_no_run(api, flows, unregistered,
+                                                                                      monkeypatch):
+    # `tierflow serve` registers its deployments, then its runner enters: a trigger taken in
+    # between created its run, then failed handing it over (500), and the run executed anyway.
+    import asyncio
+
+    from deployments.serve import DrainingRunner
+
+    headers = in_namespace(api, "alpha")
+    api.post("/v1/buckets", headers=headers, json=bucket_body())
+    api.post("/v1/collections", headers=headers, json=collection_body("copies", buckets=["notes"]))
+    for name in ("_runner_since", "_wake_runner", "_runner_entered"):
+        monkeypatch.setattr(runs, name, [])
+    runs.expect_runner()
+    register(unregistered)  # this server's runner has registered the deployments, and not entered yet
+    runner = DrainingRunner(name="probe-entering", query_seconds=3600)
+    waiting = threading.Event()
+
+    def wait_until_entered(timeout: float) -> bool:
+        waiting.set()
+        return runner.wait_until_entered(timeout)
+
+    runs.wake_runner_with(runner.wake)
+    runs.wait_for_runner_with(wait_until_entered)
+
+    monkeypatch.setenv("TIERFLOW_RUNNER_START_SECONDS", "0.5")  # the runner never enters in time
+    get_settings.cache_clear()
+    refused = assert_error(api.post("/v1/collections/copies/trigger", headers=headers, json={}), 503,
+                           "ServiceUnavailableError", "still starting")
+    assert api.post("/v1/collections/copies/trigger", headers=headers, json={}).headers["Retry-After"].isdigit()
+    assert _runs_of(unregistered) == [] and refused["error"]["details"] == {}
+    statuses = [b["status"] for b in api.post("/v1/batches/list", headers=headers).json()["results"]]
+    assert statuses == ["FAILED", "FAILED"]  # each says why; none waits for a run
+
+    monkeypatch.setenv("TIERFLOW_RUNNER_START_SECONDS", "60")
+    get_settings.cache_clear()
+    answers: list[object] = []
+    trigger = threading.Thread(target=lambda: answers.append(
+        api.post("/v1/collections/copies/trigger", headers=headers, json={})))
+    trigger.start()
+    assert waiting.wait(timeout=60)
+    assert _runs_of(unregistered) == []  # none before the runner is there to start it
+    started: list[object] = []
+
+    class Probe:
+        async def start(self, flow_run: object, task_status: object = None) -> None:
+            started.append(flow_run.id)  # type: ignore[attr-defined]
+            raise RuntimeError("probe: no process started")
+
+    async def enter_until_handed_a_run() -> None:
+        async with runner:
+            runner._scheduled_run_poller._resolve_starter = lambda run: Probe()
+            deadline = asyncio.get_running_loop().time() + 60
+            while not started and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)  # the hand-over runs on this loop
+
+    asyncio.run(enter_until_handed_a_run())
+    trigger.join(timeout=60)
+    (answer,) = answers
+    assert answer.status_code == 202, answer.text
+    (run,) = _runs_of(unregistered)
+    assert str(run.id) == answer.json()["task_id"] and started == [run.id]

@@ -266,3 +266,28 @@ def test_a_fork_server_that_cannot_fork_is_logged_once_and_readiness_moves_on(mo
     assert [r.getMessage() for r in caplog.records if r.name == warm_starts.log.name] == [
         "the fork server could not start a process (OSError: no room for the fork server); the runs it starts "
         "will fail with that error"]
+
+
+def test_a_run_handed_to_a_runner_that_has_not_entered_is_left_to_its_polls(caplog):
+    # The REST API answers before the runner has entered: a run handed over then must not fail
+    # the trigger (its answer would say failed for a run that executes). Nor must a runner whose
+    # parts Prefect has moved: it says so once and leaves the runs to its polls.
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from deployments.serve import DrainingRunner, log
+
+    runner = DrainingRunner(name="probe-not-entered")
+    run = FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), deployment_id=uuid.uuid4())
+    assert not hasattr(runner, "_scheduled_run_poller")
+    runner.wake(run)
+    assert not runner.wait_until_entered(0)
+
+    runner._entered.set()  # entered, as far as it knows, on a Prefect without the poller it uses
+    runner.started = True
+    runner.wake(run)
+    runner.wake(run)
+    assert [r.getMessage() for r in caplog.records if r.name == log.name] == [
+        "Prefect's runner has no _scheduled_run_poller._submit_scheduled_flow_runs or _runs_task_group: runs "
+        "created here wait for its next poll"]
