@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-LONGEST_FIRST = ("test_recovery_killed", "test_live_served", "test_recovery_stopped", "test_trigger_rules",
+LONGEST_FIRST = ("test_recovery_killed", "test_exact_served", "test_live_served", "test_recovery_stopped", "test_trigger_rules",
                  "test_pipelining", "test_served", "test_fresh_starts", "test_catalog_outage", "test_sync",
                  "test_reliability", "test_tenants_served")
 """Modules that take the longest (real servers, outages): collected first, so that the two xdist
