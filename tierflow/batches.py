@@ -100,14 +100,15 @@ def _ledger_counters(session: Session, *, batch_id: str, members: list[str]) -> 
     }
 
 
-def settle_counters(session: Session, *, batch_id: str) -> None:
-    """Set the counters of a cancelled batch's cancelled tiers, and its totals, from the ledger:
-    what its runs wrote and ended before and after the cancel (a chunk under way then still
-    commits). Tiers that had closed keep what they closed with."""
+def settle_counters(session: Session, *, batch_id: str, unclosed: bool = False) -> None:
+    """Set the counters of a cancelled batch's cancelled tiers (with `unclosed`, also of tiers
+    no run closed: a failed run's), and its totals, from the ledger: what its runs wrote and ended
+    before and after the cancel (a chunk under way then still commits). Tiers that had closed keep
+    what they closed with."""
     tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
     batch = catalog_batches.get_batch(session, batch_id=batch_id)
     for tier in tiers:
-        if tier["status"] == Status.CANCELED.value:
+        if tier["status"] == Status.CANCELED.value or (unclosed and tier["completed_at"] is None):
             values = _ledger_counters(session, batch_id=batch_id, members=batch["dag_tiers"][tier["tier_num"]])
             catalog_batches.update_tier(session, batch_id=batch_id, tier_num=tier["tier_num"], **values)
             tier.update(values)  # type: ignore[typeddict-item]
@@ -165,6 +166,8 @@ def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool =
         if run_id is not None and batch["lease_owner"] != run_id:
             raise LeaseHeldError(f"batch {batch_id} is no longer this run's: it is not closed by it",
                                  details={"batch_id": batch_id})
+        if failure or batch["status"] == Status.CANCELED.value:  # tiers its run did not close count too
+            settle_counters(session, batch_id=batch_id, unclosed=True)
         tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         statuses = {t["status"] for t in tiers}
         failed = sum(t["inputs_failed"] for t in tiers)
@@ -174,8 +177,6 @@ def finish_batch(*, batch_id: str, failure: str | None = None, transient: bool =
         anything_done = any(t["inputs_succeeded"] for t in tiers)
         if batch["status"] == Status.CANCELED.value:
             status = Status.CANCELED  # cancelled from outside: the run's end does not undo that
-            settle_counters(session, batch_id=batch_id)
-            tiers = catalog_batches.get_tiers(session, batch_id=batch_id)
         elif failure or (Status.FAILED.value in statuses and not anything_done):
             status = Status.FAILED
         elif statuses & {Status.FAILED.value, Status.COMPLETED_WITH_ERRORS.value}:

@@ -102,12 +102,9 @@ def test_staleness_reports_filtered_inputs_as_excluded(flows, tmp_path):
     assert (sci["inputs"], sci["current"], sci["stale"], sci["missing"], sci["excluded"]) == (2, 2, 0, 0, 1)
 
 
-@pytest.mark.both_backends
-def test_a_cancelled_batch_counts_what_it_wrote(s3, catalog, tmp_path, monkeypatch):
-    from sqlalchemy import func, select
-
-    from tierflow import batches, chunking, planning, processing, selection
-    from tierflow.catalog.schema import documents
+def _chunked_batch(s3, tmp_path, monkeypatch):
+    """Three objects of a words collection, planned, listed and selected into three chunks of one."""
+    from tierflow import batches, chunking, planning, selection
     from tierflow.discovery import discover_bucket_by_id
     from tierflow.models.trigger import TriggerRequest
 
@@ -125,31 +122,58 @@ def test_a_cancelled_batch_counts_what_it_wrote(s3, catalog, tmp_path, monkeypat
     chunks = list(chunking.chunk_plan(batch_id=plan.batch_id, tier_num=0))
     assert len(chunks) == 3
     batches.start_tier(batch_id=plan.batch_id, tier_num=0, task_id=None, parent_task_id=None)
+    return plan.batch_id, chunks
+
+
+def _carrying(batch_id: str) -> int:
+    from sqlalchemy import func, select
+
+    from tierflow.catalog.schema import documents
+
+    with open_session(get_settings().database_url) as session:
+        return session.execute(select(func.count()).select_from(documents)
+                               .where(documents.c.batch_id == batch_id)).scalar_one()
+
+
+@pytest.mark.both_backends
+def test_a_cancelled_batch_counts_what_it_wrote(s3, catalog, tmp_path, monkeypatch):
+    from tierflow import batches, processing
+
+    batch_id, chunks = _chunked_batch(s3, tmp_path, monkeypatch)
 
     def run(chunk: tuple[str, list[str]]) -> None:
-        processing.process_chunk(batch_id=plan.batch_id, collection_id=chunk[0], tier_num=0, input_ids=chunk[1])
+        processing.process_chunk(batch_id=batch_id, collection_id=chunk[0], tier_num=0, input_ids=chunk[1])
 
     run(chunks[0])
     real = processing._documents_for
 
     def cancelled_meanwhile(*args, **kwargs):  # the cancel lands while this chunk is under way
         monkeypatch.setattr(processing, "_documents_for", real)
-        batches.cancel_batch(plan.batch_id)
+        batches.cancel_batch(batch_id)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(processing, "_documents_for", cancelled_meanwhile)
     run(chunks[1])
     run(chunks[2])  # begun after the cancel: does nothing
 
-    with open_session(get_settings().database_url) as session:
-        carried = session.execute(select(func.count()).select_from(documents)
-                                  .where(documents.c.batch_id == plan.batch_id)).scalar_one()
-    view = batch_view(plan.batch_id)
+    view = batch_view(batch_id)
     (tier,) = view["tier_tasks"]
     assert view["status"] == tier["status"] == "CANCELED"
-    assert carried == 8 and tier["documents_written"] == view["document_count"] == carried
+    assert _carrying(batch_id) == 8 and tier["documents_written"] == view["document_count"] == 8
     assert (tier["documents_submitted_to_engine"], tier["inputs_succeeded"]) == (3, 2)
     assert (view["audit"]["cancelled"], view["audit"]["lost"], view["audit"]["balanced"]) == (1, 0, True)
+
+
+@pytest.mark.both_backends
+def test_a_failed_batch_counts_what_its_run_wrote_before_failing(s3, catalog, tmp_path, monkeypatch):
+    from tierflow import batches, processing
+
+    batch_id, chunks = _chunked_batch(s3, tmp_path, monkeypatch)
+    processing.process_chunk(batch_id=batch_id, collection_id=chunks[0][0], tier_num=0, input_ids=chunks[0][1])
+    response = batches.finish_batch(batch_id=batch_id, failure="the run's process died", transient=True)
+    (tier,) = batch_view(batch_id)["tier_tasks"]
+    assert response.document_count == tier["documents_written"] == _carrying(batch_id) == 4
+    assert (tier["documents_submitted_to_engine"], tier["inputs_succeeded"]) == (3, 1)
 
 
 @pytest.mark.both_backends
