@@ -50,8 +50,9 @@ class InputSource(ABC):
 
     def vanished(self, session: Session, input_ids: list[str]) -> set[str]:
         """Those of these inputs deleted since they were loaded, read in the chunk's writing
-        transaction and (on PostgreSQL) kept from being deleted until it ends: a deletion then
-        sees, and takes with it, what the chunk made of them."""
+        transaction and (on PostgreSQL, FOR KEY SHARE: updates go on, deletions wait) kept from
+        being deleted until it ends: a deletion then sees, and takes with it, what the chunk made
+        of them."""
         return set(input_ids) - self.present(session, input_ids)
 
     @abstractmethod

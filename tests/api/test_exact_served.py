@@ -130,7 +130,7 @@ def test_a_batch_cancelled_mid_run_counts_the_documents_that_carry_its_id(stack)
         answer = client.post("/v1/collections/paras/trigger", json={"dedup_strategy": "force"}, headers=headers)
         assert answer.status_code == 202, answer.text
         batch_id, task_id = answer.json()["batch_id"], answer.json()["task_id"]
-        poll(lambda: client.get(f"/v1/batches/{batch_id}", headers=headers).json(),
+        poll(lambda batch_id=batch_id: client.get(f"/v1/batches/{batch_id}", headers=headers).json(),
              lambda b: b["tier_tasks"][0]["progress"]["processed"] > 0 or b["status"] == "COMPLETED", 120)
         if client.post(f"/v1/batches/{batch_id}/cancel", headers=headers).status_code == 200:
             break

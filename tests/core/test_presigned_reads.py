@@ -22,6 +22,7 @@ from tests.utils.s3_answers import s3_error
 from tierflow.presigned_reads import PresignedReader
 from tierflow.settings import get_settings
 from tierflow.storage import StorageError, StoredFile, forget_clients, read_object, s3_client
+from tierflow.timestamps import format_timestamp
 
 BUCKET = "tierflow-test"
 
@@ -40,7 +41,7 @@ def _presigned(urls: list[str]) -> list[str]:
 def _as_botocore_reads(client: BaseClient, key: str) -> StoredFile:
     response = client.get_object(Bucket=BUCKET, Key=key)
     return StoredFile(response["Body"].read(), response.get("ContentType"), response["Metadata"],
-                      response["ETag"].strip('"'))
+                      response["ETag"].strip('"'), format_timestamp(response["LastModified"]))
 
 
 @pytest.fixture
@@ -133,7 +134,8 @@ def test_requests_answered_in_process_are_answered_for_presigned_reads_too(s3, m
     client = s3_client(None, None)
     sent = _sends(client)
     read = read_object(client, BUCKET, "a")
-    assert read == StoredFile(b"from moto's in-process S3", "text/plain", {}, read.etag) and read.etag
+    assert read == StoredFile(b"from moto's in-process S3", "text/plain", {}, read.etag, read.last_modified)
+    assert read.etag and read.last_modified
     assert len(_presigned(sent)) == len(sent) == 1
 
 

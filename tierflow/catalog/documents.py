@@ -41,7 +41,7 @@ def existing_documents(session: Session, *, document_ids: Sequence[str], lock: b
     """Those of these documents the catalog has; with `lock`, kept from deletion (FOR SHARE,
     where the database has it) until the transaction ends."""
     statement = select(documents.c.document_id).where(documents.c.document_id.in_(list(document_ids)))
-    return set(session.execute(statement.with_for_update(read=True) if lock else statement).scalars())
+    return set(session.execute(statement.with_for_update(read=True, key_share=True) if lock else statement).scalars())
 
 
 def document_filter(session: Session, node: Node) -> Any:

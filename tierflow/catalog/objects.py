@@ -37,7 +37,7 @@ def existing_objects(session: Session, *, object_ids: Sequence[str], lock: bool 
     """Those of these objects the catalog has; with `lock`, kept from deletion (FOR SHARE, where
     the database has it) until the transaction ends."""
     statement = select(objects.c.object_id).where(objects.c.object_id.in_(list(object_ids)))
-    return set(session.execute(statement.with_for_update(read=True) if lock else statement).scalars())
+    return set(session.execute(statement.with_for_update(read=True, key_share=True) if lock else statement).scalars())
 
 
 def set_object_status(session: Session, *, statuses: dict[str, str]) -> None:
