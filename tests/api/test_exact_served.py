@@ -13,34 +13,19 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 
-from tests.utils.http_stack import finished_task, new_cli_key, poll, served
+from tests.utils.http_stack import finished_task, poll, served_on_moto
 
 OBJECTS = int(os.environ.get("TIERFLOW_TEST_EXACT_OBJECTS", "200"))
 
 
 @pytest.fixture(scope="module")
 def stack(prefect_harness, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    from moto.server import ThreadedMotoServer
-    from prefect.settings import PREFECT_API_URL
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    endpoint = "http://{}:{}".format(*moto.get_host_and_port())
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
-           "TIERFLOW_CHUNK_SIZE": "10", "TIERFLOW_SWEEP_SECONDS": "1",
-           "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('exact') / 'catalog.db'}"}
-    key = new_cli_key(env, "--name", "exact")
-    with served(env) as (_, base_url):
-        client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
-        s3.create_bucket(Bucket="files")
-        yield {"client": client, "s3": s3}
-        client.close()
-    moto.stop()
+    with served_on_moto(tmp_path_factory.mktemp("exact"), "exact", TIERFLOW_CHUNK_SIZE="10",
+                        TIERFLOW_SWEEP_SECONDS="1") as stack:
+        yield stack
 
 
 def define(client: httpx.Client, namespace: str, prefix: str, **bucket: Any) -> dict[str, str]:

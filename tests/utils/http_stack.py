@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -69,6 +70,33 @@ def served(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[bytes], str]]
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+@contextmanager
+def served_on_moto(catalog_dir: Path, name: str, **settings: str) -> Iterator[dict[str, Any]]:
+    """`tierflow serve` on the session's Prefect API, moto's S3 over HTTP (with an S3 bucket
+    `files`) and a catalog in `catalog_dir`, with these extra environment `settings`; yields the
+    REST `client` (holding an operator key called `name`), the `s3` client, the `server` process
+    and the `env`."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+    from prefect.settings import PREFECT_API_URL
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    endpoint = "http://{}:{}".format(*moto.get_host_and_port())
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "TIERFLOW_S3_ENDPOINT_URL": endpoint,
+           "TIERFLOW_DATABASE_URL": f"sqlite:///{catalog_dir / 'catalog.db'}", **settings}
+    key = new_cli_key(env, "--name", name)
+    try:
+        with served(env) as (server, base_url):
+            client = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+            s3.create_bucket(Bucket="files")
+            with client:
+                yield {"client": client, "s3": s3, "server": server, "env": env}
+    finally:
+        moto.stop()
 
 
 def define(client: httpx.Client, namespace: str, prefix: str, *, s3_bucket: str = "files",
