@@ -409,15 +409,17 @@ def storage_grant(
 @storage_app.command("revoke")
 @friendly_errors
 def storage_revoke(
-    location: Annotated[str, typer.Argument(help="The granted s3://BUCKET[/PREFIX].")],
+    location: Annotated[str, typer.Argument(help=r"The granted s3://BUCKET\[/PREFIX] (as `storage list` shows it).")],
     namespace: NamespaceOption,
-    endpoint_url: Annotated[str | None, typer.Option(help="The grant's endpoint, if it has one.")] = None,
+    endpoint_url: Annotated[str | None, typer.Option(
+        help="The grant's endpoint ('default' for the server's), needed only when grants of LOCATION differ "
+             "by endpoint.")] = None,
 ) -> None:
     """Take a grant back: buckets bound inside it stop being listed or read."""
-    from tierflow.storage_grants import revoke_storage
+    from tierflow.storage_grants import revoke_storage, shown
 
     granted, name = revoke_storage(namespace=namespace, location=location, endpoint_url=endpoint_url)
-    console.print(f"revoked: {granted.url()} from namespace {name}", highlight=False)
+    console.print(f"revoked: {shown(granted)} from namespace {name}", highlight=False)
 
 
 @storage_app.command("list")

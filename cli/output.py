@@ -11,19 +11,21 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from tierflow.errors import TierflowError
 
 # Wide enough for ids and task ids when the output is not a terminal (make demo, CI logs).
-console = Console(width=None if Console().is_terminal else 160)
-errors = Console(stderr=True)
+# No markup: what is printed holds tenants' text (keys, prefixes, documents), where `[/x]` is no tag.
+console = Console(width=None if Console().is_terminal else 160, markup=False)
+errors = Console(stderr=True, markup=False)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def fail(message: str) -> typer.Exit:
     """Print `error: message` to stderr and return the exit to raise."""
-    errors.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
 
 

@@ -24,6 +24,8 @@ from tierflow.timestamps import now_text
 
 MAX_EVENTS = 1000
 """Events one request may carry (S3 sends one to a few; a batch from a queue, more)."""
+MAX_SIZE = (1 << 63) - 1
+"""The largest `size` an event may state: what the catalog's integer columns hold."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,25 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
+def _optional_text(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequestError(f"{where}: expected a string", details={"field": where})
+    return value
+
+
+def _size(value: Any, where: str) -> int:
+    """An event's object size in bytes (absent: 0); a JSON float, string or container is refused
+    rather than converted, so `1e400` or `"abc"` never reaches the catalog."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SIZE:
+        raise BadRequestError(f"{where}: expected a whole number of bytes from 0 to {MAX_SIZE}",
+                              details={"field": where})
+    return value
+
+
 def _from_record(record: Any, where: str) -> ObjectEvent | None:
     """An S3 or MinIO record; None for event types other than created and removed."""
     if not isinstance(record, dict):
@@ -100,9 +121,9 @@ def _from_record(record: Any, where: str) -> ObjectEvent | None:
         removed=name.startswith("ObjectRemoved:"),
         s3_bucket=_text(bucket.get("name"), f"{where}.s3.bucket.name"),
         key=unquote_plus(_text(obj.get("key"), f"{where}.s3.object.key")),  # S3 sends keys URL-encoded
-        etag=str(obj.get("eTag") or obj.get("etag") or "").strip('"'),
-        size=int(obj.get("size") or 0),
-        sequencer=str(obj.get("sequencer") or ""),
+        etag=_optional_text(obj.get("eTag", obj.get("etag")), f"{where}.s3.object.eTag").strip('"'),
+        size=_size(obj.get("size"), f"{where}.s3.object.size"),
+        sequencer=_optional_text(obj.get("sequencer"), f"{where}.s3.object.sequencer"),
     )
 
 
@@ -118,9 +139,9 @@ def _from_eventbridge(event: dict[str, Any], where: str) -> ObjectEvent | None:
         removed=kind == "Object Deleted",
         s3_bucket=_text(bucket.get("name"), f"{where}.bucket.name"),
         key=_text(obj.get("key"), f"{where}.object.key"),  # EventBridge sends keys as they are
-        etag=str(obj.get("etag") or "").strip('"'),
-        size=int(obj.get("size") or 0),
-        sequencer=str(obj.get("sequencer") or ""),
+        etag=_optional_text(obj.get("etag"), f"{where}.object.etag").strip('"'),
+        size=_size(obj.get("size"), f"{where}.object.size"),
+        sequencer=_optional_text(obj.get("sequencer"), f"{where}.object.sequencer"),
     )
 
 

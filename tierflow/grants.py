@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from tierflow.errors import ForbiddenError, ValidationError
+from tierflow.urls import http_url
 
 
 class NotGrantedError(ForbiddenError):
@@ -108,12 +108,15 @@ def normal_endpoint(url: str | None) -> str | None:
     case, no trailing '/'. ValidationError for anything but a plain http(s) URL."""
     if url is None or url == "":
         return None
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username or parts.password \
-            or parts.query or parts.fragment:
+    try:
+        parts = http_url(url.strip())
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("expected no credentials, query or fragment")
+    except ValueError as error:
         raise ValidationError([{"type": "value_error", "location": ["endpoint_url"],
-                                "message": f"{url!r} is not a plain http(s) endpoint URL"}])
-    netloc = parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+                                "message": f"{url!r} is not a plain http(s) endpoint URL: {error}"}]) from None
+    host = parts.hostname.lower() if parts.hostname else ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
     return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
 
 

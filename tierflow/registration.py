@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy.orm import Session
 
 from tierflow.catalog import objects as catalog_objects
@@ -20,6 +20,7 @@ from tierflow.catalog.grants import granted_locations
 from tierflow.errors import AlreadyExistsError, BadRequestError, NotFoundError
 from tierflow.grants import NotGrantedError, has_tricks, locate
 from tierflow.ids import new_id, stable_id
+from tierflow.models.nesting import JsonObject, JsonValue, extras_within_depth
 from tierflow.models.status import Status
 from tierflow.timestamps import now_text
 
@@ -32,7 +33,12 @@ class Blob(BaseModel):
     model_config = ConfigDict(extra="allow")
     property: str = Field(description="The bucket-schema property this blob fills.")
     type: str = Field(default="text", description="text, image, pdf, json, …")
-    data: Any = Field(description="An s3://bucket/key URL, or the content itself.")
+    data: JsonValue = Field(description="An s3://bucket/key URL, or the content itself.")
+
+    @model_validator(mode="after")
+    def _shallow(self) -> Blob:
+        extras_within_depth(self.model_extra)
+        return self
 
 
 class ObjectSpec(BaseModel):
@@ -41,7 +47,12 @@ class ObjectSpec(BaseModel):
     model_config = ConfigDict(extra="allow")
     key_prefix: str | None = None
     blobs: list[Blob] = Field(default_factory=list, max_length=64)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _shallow(self) -> ObjectSpec:
+        extras_within_depth(self.model_extra)
+        return self
 
     def all_metadata(self) -> dict[str, Any]:
         return {**(self.model_extra or {}), **self.metadata}

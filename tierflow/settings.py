@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         default=16 << 20, ge=1024, le=1 << 30,
         description="Largest REST request body accepted; a larger one is answered 413 before it is read.",
     )
+    max_json_depth: int = Field(
+        default=32, ge=2, le=128,
+        description="Deepest nesting of objects and lists in a JSON field tierflow stores (metadata, extractor "
+        "parameters, inline blobs, schema properties); deeper is answered 422, naming the field.",
+    )
     max_object_bytes: int = Field(
         default=64 << 20, ge=1, le=1 << 40,
         description="Largest object a chunk reads; a larger one fails its input (category `resource`) unread.",

@@ -21,7 +21,6 @@ import socket
 import time
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy.orm import Session
@@ -35,6 +34,7 @@ from tierflow.ids import new_id
 from tierflow.models.status import Status
 from tierflow.settings import get_settings
 from tierflow.timestamps import format_timestamp, now_text, utcnow
+from tierflow.urls import http_url
 
 EVENTS = ("batch.completed", "batch.completed_with_errors", "batch.failed", "batch.canceled", "tier.completed")
 BATCH_EVENTS = {Status.COMPLETED.value: "batch.completed",
@@ -56,9 +56,10 @@ def _public_error(url: str, reason: str) -> BadRequestError:
 def check_url(url: str) -> str:
     """The URL, if a webhook may call it: http or https, a host, and (unless the operator allows
     private addresses) every address it resolves to public. BadRequestError naming `url` if not."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _public_error(url, "expected an http:// or https:// URL with a host")
+    try:
+        parts = http_url(url)
+    except ValueError as error:
+        raise _public_error(url, str(error)) from None
     if parts.username or parts.password:
         raise _public_error(url, "credentials in the URL are not accepted; use the webhook's secret")
     if get_settings().webhook_allow_private:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import pytest
 import yaml
+from typer.main import get_command
 from typer.testing import CliRunner
 
 from cli.main import app
 from tests.utils.factories import chunk_collection, passthrough_collection, put_text, text_bucket
 from tierflow.catalog.engine import open_session
+from tierflow.catalog.resources import put_namespace
 from tierflow.keys import list_keys
 
 runner = CliRunner()
@@ -171,3 +175,77 @@ def test_a_dry_run_shows_an_upper_bound_as_one(flows, tmp_path):
     assert preview["expected_documents"] == [2, 2] and preview["expected_documents_exact"] == [True, False]
     row = next(line for line in result.stdout[end:].splitlines() if "copies" in line)
     assert "≤ 2" in row and "text" in row
+
+
+def command_paths(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group under `command`, as the words that name it."""
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():  # a group's (typer's own click)
+        found += command_paths(sub, (*path, name))
+    return found
+
+
+COMMANDS = command_paths(get_command(app))
+
+
+def test_the_command_tree_is_walked():
+    assert ("storage", "revoke") in COMMANDS and ("batch", "show") in COMMANDS and len(COMMANDS) > 30
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "tierflow")
+def test_every_help_renders(path):
+    shown = runner.invoke(app, [*path, "--help"])
+    assert shown.exit_code == 0, f"{shown.output}{shown.exception!r}"
+    assert "Usage" in shown.stdout
+
+
+def storage(*words: str):
+    return runner.invoke(app, ["storage", *words])
+
+
+def test_storage_revoke_finds_a_grant_by_what_storage_list_shows(catalog):
+    with open_session(catalog) as session:
+        put_namespace(session, name="team-a", description=None)
+    assert storage("grant", "-n", "team-a", "s3://minio-files/in", "--endpoint-url", "http://MinIO:9000/").exit_code == 0
+    assert storage("grant", "-n", "team-a", "s3://shared/team-a").exit_code == 0
+    listed = storage("list").stdout
+    assert "s3://minio-files/in/" in listed and "http://minio:9000" in listed
+
+    missing = storage("revoke", "-n", "team-a", "s3://minio-files/out")
+    assert missing.exit_code == 1
+    message = " ".join(missing.stderr.split())
+    assert "storage grant 's3://minio-files/out/' was not found in namespace 'team-a'" in message
+    assert "(looked for it through any endpoint)" in message
+    assert ("its grants: s3://minio-files/in/ endpoint http://minio:9000; s3://shared/team-a/ endpoint (default)"
+            in message)
+    wrong_endpoint = storage("revoke", "-n", "team-a", "s3://minio-files/in", "--endpoint-url", "default")
+    assert wrong_endpoint.exit_code == 1 and "through the default endpoint" in " ".join(wrong_endpoint.stderr.split())
+
+    revoked = storage("revoke", "-n", "team-a", "s3://minio-files/in")  # as the README shows it
+    assert revoked.exit_code == 0, revoked.output
+    assert "revoked: s3://minio-files/in/ endpoint http://minio:9000 from namespace team-a" in revoked.stdout
+    assert "minio-files" not in storage("list").stdout
+
+
+def test_storage_revoke_asks_which_endpoint_when_grants_differ_only_by_it(catalog):
+    with open_session(catalog) as session:
+        put_namespace(session, name="team-a", description=None)
+    storage("grant", "-n", "team-a", "s3://shared/team-a")
+    storage("grant", "-n", "team-a", "s3://shared/team-a", "--endpoint-url", "http://minio:9000")
+    both = storage("revoke", "-n", "team-a", "s3://shared/team-a")
+    assert both.exit_code == 1 and "name one with --endpoint-url" in " ".join(both.stderr.split())
+    assert storage("revoke", "-n", "team-a", "s3://shared/team-a", "--endpoint-url", "default").exit_code == 0
+    left = storage("list").stdout
+    assert "http://minio:9000" in left and "(default)" not in left
+
+
+def test_text_from_users_is_printed_as_it_is_never_read_as_markup(catalog):
+    with open_session(catalog) as session:
+        put_namespace(session, name="team-a", description=None)
+    unknown = runner.invoke(app, ["batch", "show", "btch_[/x]"])
+    assert unknown.exit_code == 1 and "batch 'btch_[/x]' was not found" in unknown.stderr
+    granted = storage("grant", "-n", "team-a", "s3://shared/[/a]")
+    assert granted.exit_code == 0 and "granted: s3://shared/[/a]/" in granted.stdout
+    assert "s3://shared/[/a]/" in storage("list").stdout
+    bad_port = storage("grant", "-n", "team-a", "s3://shared", "--endpoint-url", "http://minio:99999")
+    assert bad_port.exit_code == 1 and "port from 1 to 65535" in bad_port.stderr

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tierflow.models.filters import checked_filter
+from tierflow.models.nesting import JsonObject, extras_within_depth
+from tierflow.urls import http_url
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 
@@ -34,6 +36,14 @@ class StorageBinding(Strict):
     endpoint_url: str | None = Field(default=None, max_length=2048, description="S3-compatible endpoint.")
     region: str | None = Field(default=None, max_length=64)
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_endpoint(cls, value: str | None) -> str | None:
+        # Checked here, not at the first listing: a bad one would fail every batch of the bucket.
+        if value:
+            http_url(value.strip())
+        return value
+
 
 class UniqueKey(Strict):
     """Fields that identify an object; re-processing then upserts its documents."""
@@ -50,6 +60,11 @@ class PropertySchema(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     type: str
+
+    @model_validator(mode="after")
+    def _shallow(self) -> PropertySchema:
+        extras_within_depth(self.model_extra)
+        return self
 
 
 class BucketSchema(Strict):
@@ -70,7 +85,7 @@ class BucketSpec(Strict):
     description: str | None = None
     bucket_schema: BucketSchema = Field(default_factory=BucketSchema)
     unique_key: UniqueKey | None = None
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
     storage: StorageBinding | None = None
     sync: SyncSpec | None = Field(default=None, description="List the bucket on this schedule and process what "
                                   "changed (new, changed and deleted objects) in every collection reading it.")
@@ -123,7 +138,7 @@ class FeatureExtractorSpec(Strict):
 
     feature_extractor_name: str
     version: str = "v1"
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: JsonObject = Field(default_factory=dict)
     input_mappings: dict[str, str] = Field(default_factory=dict)
     field_passthrough: list[FieldPassthrough] = Field(default_factory=list, max_length=256)
     include_all_source_fields: bool = False
@@ -137,4 +152,4 @@ class CollectionSpec(Strict):
     source: SourceSpec
     feature_extractor: FeatureExtractorSpec
     enabled: bool = True
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: JsonObject = Field(default_factory=dict)
