@@ -6,8 +6,9 @@ serve`) POSTs each one, signed with the webhook's secret, and tries again with b
 answer in 2xx or `TIERFLOW_WEBHOOK_MAX_AGE_SECONDS`. Every attempt is recorded.
 
 A webhook's URL is a stranger's: it must be http(s) and resolve to public addresses only (checked
-when it is registered and again before each delivery, and no redirect is followed), unless the
-operator sets `TIERFLOW_WEBHOOK_ALLOW_PRIVATE=true`.
+when it is registered; each delivery attempt resolves it once more, checks every address and
+connects to one of those, tierflow/pinned_http.py; no redirect is followed), unless the operator
+sets `TIERFLOW_WEBHOOK_ALLOW_PRIVATE=true`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from tierflow import pinned_http
 from tierflow.batch_view import batch_view_in
 from tierflow.catalog import batches as catalog_batches
 from tierflow.catalog import webhooks as catalog_webhooks
@@ -187,14 +189,14 @@ def _attempt(client: httpx.Client, event: dict[str, Any]) -> bool:
     status: int | None = None
     error: str | None = None
     try:
-        check_url(event["url"])  # again: where a name points may have changed since
-        answer = client.post(event["url"], content=body, headers={
-            "Content-Type": "application/json", SIGNATURE_HEADER: sign(event["secret"], body),
-            EVENT_HEADER: event["event_id"], "User-Agent": "tierflow-webhooks"})
+        answer = pinned_http.post(client, event["url"], content=body, allow_private=settings.webhook_allow_private,
+                                  headers={"Content-Type": "application/json",
+                                           SIGNATURE_HEADER: sign(event["secret"], body),
+                                           EVENT_HEADER: event["event_id"], "User-Agent": "tierflow-webhooks"})
         status = answer.status_code
         if not 200 <= status < 300:
             error = f"answered {status}"
-    except BadRequestError as refused:
+    except pinned_http.AddressRefusedError as refused:  # nothing was sent
         error = refused.message[:500]
     except httpx.HTTPError as failed:
         error = f"{type(failed).__name__}"
@@ -216,6 +218,6 @@ def _attempt(client: httpx.Client, event: dict[str, Any]) -> bool:
 
 
 def delivery_client() -> httpx.Client:
-    """The HTTP client deliveries use: short timeouts, no redirects, no proxies from the
-    environment (a redirect or a proxy could lead where the URL check did not look)."""
-    return httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False)
+    """The HTTP client deliveries use: short timeouts, and what `pinned_http.new_client` leaves out
+    (redirects, proxies from the environment, cookies)."""
+    return pinned_http.new_client(timeout=TIMEOUT_SECONDS)

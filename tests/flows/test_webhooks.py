@@ -1,12 +1,14 @@
 """Webhooks: an event per batch and tier written in the transaction that closes it, delivered
 signed, tried again with backoff until a 2xx or its maximum age, every attempt recorded; URLs
-that would reach the operator's own network refused."""
+that would reach the operator's own network refused, at registration and at each attempt, which
+connects to the address it checked (a name rebound to loopback after the check reaches nothing)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -21,6 +23,7 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
+from tests.utils.fake_network import FakeNetwork, Listener
 from tierflow import webhooks
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
@@ -29,6 +32,7 @@ from tierflow.errors import BadRequestError, NotFoundError
 from tierflow.settings import get_settings
 
 SECRET = "s3cr3t-of-sixteen-or-more"
+PUBLIC = "1.2.3.4"
 
 
 class Receiver:
@@ -150,3 +154,100 @@ def test_a_webhook_of_another_namespace_is_not_found(world, tmp_path):
     assert webhooks.list_webhooks(other) == []
     webhooks.delete_webhook(world["namespace_id"], hook["webhook_id"])
     assert webhooks.list_webhooks(world["namespace_id"]) == []
+
+
+@pytest.fixture
+def network(monkeypatch) -> FakeNetwork:
+    return FakeNetwork(monkeypatch)
+
+
+@pytest.fixture
+def listen() -> Iterator[Callable[..., Listener]]:
+    made: list[Listener] = []
+
+    def start(*answers: tuple[int, dict[str, str]]) -> Listener:
+        made.append(Listener(*answers))
+        return made[-1]
+
+    yield start
+    for listener in made:
+        listener.close()
+
+
+def _public_hook(world: dict[str, Any], url: str, monkeypatch) -> dict[str, Any]:
+    """A webhook registered as a tenant would, private addresses refused (its name must resolve publicly)."""
+    monkeypatch.setenv("TIERFLOW_WEBHOOK_ALLOW_PRIVATE", "false")
+    get_settings.cache_clear()
+    return webhooks.create_webhook(namespace_id=world["namespace_id"], url=url, events=["batch.completed"],
+                                   secret=SECRET)
+
+
+def test_a_name_rebound_to_loopback_after_the_check_reaches_only_the_checked_address(world, network, listen,
+                                                                                     monkeypatch):
+    receiver, internal = listen(), listen()
+    network.answer("rebind.test", [PUBLIC], [PUBLIC], ["127.0.0.1"])  # registration, the attempt, then loopback
+    network.route(PUBLIC, internal.port, receiver)
+    _public_hook(world, f"http://rebind.test:{internal.port}/hook", monkeypatch)
+    batch_id = trigger("hooks", "chunks")["batch_id"]
+    with webhooks.delivery_client() as client:
+        assert webhooks.deliver_due(client) == 1
+    assert internal.requests == []
+    assert network.asked.count("rebind.test") == 2  # once to register, once to deliver: never again to connect
+    [request] = receiver.requests
+    assert json.loads(request["body"])["data"]["batch_id"] == batch_id
+    assert request["headers"]["Host"] == f"rebind.test:{internal.port}"
+    assert request["headers"]["X-Tierflow-Signature"] == webhooks.sign(SECRET, request["body"])
+
+
+def test_each_attempt_resolves_the_name_again_and_checks_it(world, network, listen, monkeypatch):
+    receiver, internal = listen((500, {})), listen()
+    network.answer("rebind.test", [PUBLIC], [PUBLIC], ["127.0.0.1"])
+    network.route(PUBLIC, internal.port, receiver)
+    hook = _public_hook(world, f"http://rebind.test:{internal.port}/hook", monkeypatch)
+    trigger("hooks", "chunks")
+    with webhooks.delivery_client() as client:
+        assert webhooks.deliver_due(client) == 0  # the receiver answers 500
+        _due_now(world["catalog"])
+        assert webhooks.deliver_due(client) == 0  # the name now resolves to loopback: refused
+    assert len(receiver.requests) == 1 and internal.requests == []
+    assert network.asked.count("rebind.test") == 3
+    attempts = webhooks.webhook_deliveries(world["namespace_id"], hook["webhook_id"])
+    assert [(a["status_code"], a["error"]) for a in attempts] == [
+        (None, "url: its host rebind.test resolves to 127.0.0.1, a loopback address; not contacted"),
+        (500, "answered 500")]
+    with open_session(world["catalog"]) as session:
+        assert session.execute(select(webhook_events.c.next_attempt_at)).scalar_one() is not None  # tried again
+
+
+def test_an_attempt_to_a_name_that_now_resolves_privately_is_refused_and_recorded(world, network, monkeypatch):
+    network.answer("hook.test", [PUBLIC])
+    hook = _public_hook(world, "http://hook.test/hook", monkeypatch)
+    trigger("hooks", "chunks")
+    refused = {"127.0.0.1": "a loopback address", "224.0.0.1": "a multicast address",
+               "::ffff:7f00:1": "an address embedding 127.0.0.1, a loopback address",
+               "64:ff9b::a9fe:a9fe": "an address embedding 169.254.169.254, a link-local address",
+               "2002:a00:1::1": "an address embedding 10.0.0.1, a private address",
+               "192.0.0.8": "a non-public address", "fec0::1": "a non-public address"}
+    with webhooks.delivery_client() as client:
+        for address in refused:
+            network.answer("hook.test", [PUBLIC, address])  # every address the name gives is checked
+            _due_now(world["catalog"])
+            assert webhooks.deliver_due(client) == 0
+    errors = [a["error"] for a in webhooks.webhook_deliveries(world["namespace_id"], hook["webhook_id"])]
+    assert errors[::-1] == [f"url: its host hook.test resolves to {address}, {reason}; not contacted"
+                            for address, reason in refused.items()]
+    assert [c for c in network.connected if c[1] == 80] == []
+
+
+def test_a_redirect_is_not_followed_even_by_a_client_that_would(world, network, listen, monkeypatch):
+    internal = listen()
+    receiver = listen((307, {"Location": f"http://127.0.0.1:{internal.port}/stolen"}))
+    network.answer("hook.test", [PUBLIC])
+    network.route(PUBLIC, receiver.port, receiver)
+    hook = _public_hook(world, f"http://hook.test:{receiver.port}/hook", monkeypatch)
+    trigger("hooks", "chunks")
+    with httpx.Client(follow_redirects=True) as client:
+        assert webhooks.deliver_due(client) == 0
+    assert len(receiver.requests) == 1 and internal.requests == []
+    [attempt] = webhooks.webhook_deliveries(world["namespace_id"], hook["webhook_id"])
+    assert (attempt["status_code"], attempt["error"]) == (307, "answered 307")
