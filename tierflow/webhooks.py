@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import json
 import secrets
-import socket
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -67,15 +66,14 @@ def check_url(url: str) -> str:
     if get_settings().webhook_allow_private:
         return url
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
+        addresses = pinned_http.resolve(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
     except (OSError, UnicodeError) as error:
         raise _public_error(url, f"its host does not resolve ({type(error).__name__})") from error
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise _public_error(url, f"its host resolves to {address}, a private, loopback or reserved address "
-                                     "(the operator may allow those: TIERFLOW_WEBHOOK_ALLOW_PRIVATE)")
+    for address in addresses:
+        reason = pinned_http.refusal(ipaddress.ip_address(address))
+        if reason:  # the same rule as every delivery's (tierflow.pinned_http)
+            raise _public_error(url, f"its host resolves to {address}, {reason} (the operator may allow those: "
+                                     "TIERFLOW_WEBHOOK_ALLOW_PRIVATE)")
     return url
 
 

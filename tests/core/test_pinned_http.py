@@ -131,3 +131,13 @@ def test_an_address_that_does_not_connect_gives_way_to_the_next_checked_one(netw
 def test_a_name_that_does_not_resolve_is_refused(network):
     with httpx.Client() as client, pytest.raises(pinned_http.AddressRefusedError, match="does not resolve"):
         _post(client, "http://nowhere.test/hook")
+
+
+@pytest.mark.parametrize("address", ["224.0.0.1", "2002:7f00:1::1", "64:ff9b::7f00:1", "192.0.0.8"])
+def test_registration_refuses_what_delivery_refuses(catalog, monkeypatch, address):
+    from tierflow.errors import BadRequestError
+    from tierflow.webhooks import check_url
+
+    monkeypatch.setattr(pinned_http, "resolve", lambda host, port: [address])
+    with pytest.raises(BadRequestError, match=f"its host resolves to {address}, "):
+        check_url("https://hooks.example.com/in")
