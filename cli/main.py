@@ -46,12 +46,22 @@ app.add_typer(storage_app, name="storage")
 NamespaceOption = Annotated[str, typer.Option("--namespace", "-n", help="Namespace id or name.")]
 
 
+EPHEMERAL_STARTUP_SECONDS = "120"
+"""How long a command without `PREFECT_API_URL` waits for the temporary Prefect API Prefect starts
+in its process (Prefect's default: 20 s). On a busy two-core machine it needs nearly that (18 s
+measured), and a command that times out there has done nothing at all."""
+
+
 @app.callback()
 def tune_process() -> None:
-    """Before any command, and so before any thread: this process runs batches (or starts those that do)."""
+    """Before any command, and so before any thread and before Prefect reads its settings: this
+    process runs batches (or starts those that do). An explicit value in the environment wins."""
+    import os
+
     from tierflow.process import configure_process
 
     configure_process()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_SECONDS)
 
 
 def _json_option(text: str | None, name: str) -> Any:
@@ -301,15 +311,18 @@ def objects_list(
 
 
 @deployments_app.command("serve")
+@friendly_errors
 def deployments_serve(
     namespace: Annotated[str, typer.Option(help="Namespace of the scheduled deployment.")] = "quickstart",
     collection: Annotated[str, typer.Option(help="Collection of the scheduled deployment.")] = "paragraphs",
     cron: Annotated[str, typer.Option(help="Schedule of the scheduled deployment.")] = "*/15 * * * *",
 ) -> None:
-    """Serve the trigger deployment (manual and API runs) and a cron deployment for new objects."""
-    from deployments.serve import serve_deployments
+    """Serve the trigger deployment (manual and API runs) and a cron deployment for new objects, on
+    PREFECT_API_URL or a local Prefect API of tierflow's own; stops cleanly on SIGTERM."""
+    from deployments.stack import run_deployments
 
-    serve_deployments(namespace=namespace, collection=collection, cron=cron)
+    run_deployments(namespace=namespace, collection=collection, cron=cron,
+                    announce=lambda line: console.print(line, highlight=False, soft_wrap=True))
 
 
 @app.command()

@@ -5,6 +5,12 @@ Prefect's own temporary server (`SubprocessASGIServer`) outlived a `tierflow ser
 SIGKILL, and after a restart two Prefect APIs shared one database. This starts the same
 application (Prefect's API factory under uvicorn, with the settings Prefect gives its own) through
 `python -m deployments.prefect_api`, which first asks the kernel to kill it when its parent dies.
+
+Its database is tierflow's, under tierflow's home (`<home>/prefect/prefect.db`), not Prefect's
+`~/.prefect/prefect.db`: a `prefect server start` on this machine has its own deployments and runs,
+and `tierflow serve` neither runs nor pauses them. An operator who chose Prefect's home or database
+(`PREFECT_HOME`, `PREFECT_SERVER_DATABASE_CONNECTION_URL`, in the environment or a Prefect profile)
+gets that one.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from tierflow.errors import TierflowError
+from tierflow.settings import home
+
+if TYPE_CHECKING:
+    from prefect.settings import Settings
 
 HOST = "127.0.0.1"
 """Anyone who reaches a Prefect API can run tierflow's deployments: loopback only."""
@@ -43,6 +54,40 @@ and the UI up to a second later. Settings of the operator's own for these come f
 docs/design/warm-starts.md has the measurements."""
 
 
+DATABASE_SETTINGS = frozenset({"connection_url", "driver", "host", "name"})
+"""Prefect's database settings (`PREFECT_SERVER_DATABASE_*`) that say which database its API uses."""
+
+
+@dataclass(frozen=True)
+class PrefectApi:
+    """A Prefect API tierflow talks to: its URL and, for one tierflow started, where it keeps its
+    state (said in the start line, so an operator knows which database the runs are in)."""
+
+    url: str
+    database: str | None = None
+
+    def __str__(self) -> str:
+        return self.url if self.database is None else f"{self.url} (database {self.database})"
+
+
+def own_database_url(settings: Settings) -> str | None:
+    """The local API's database under tierflow's home, or None where the operator chose Prefect's
+    home or database (`settings` has them set): then the API uses theirs."""
+    if "home" in settings.model_fields_set or DATABASE_SETTINGS & settings.server.database.model_fields_set:
+        return None
+    return f"sqlite+aiosqlite:///{home() / 'prefect' / 'prefect.db'}"
+
+
+def shown_database(url: str) -> str:
+    """A database URL for people: a SQLite file's path, any other URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        return parsed.database
+    return parsed.render_as_string(hide_password=True)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind((HOST, 0))
@@ -55,18 +100,27 @@ def command(port: int) -> list[str]:
 
 
 @contextmanager
-def local_prefect_api(timeout: float = 120) -> Iterator[str]:
-    """Start the API process, wait until it answers, yield its URL; stop it at the end."""
+def local_prefect_api(timeout: float = 120) -> Iterator[PrefectApi]:
+    """Start the API process, wait until it answers, yield it; stop it at the end."""
     from prefect.settings import get_current_settings
 
+    settings = get_current_settings()
     port = _free_port()
     env = {**RECORDER_ENV, **os.environ, **_SERVER_ENV,  # the operator's own settings win
-           **get_current_settings().to_environment_variables(exclude_unset=True)}
-    process = subprocess.Popen(command(port), env=env)
-    url = f"http://{HOST}:{port}/api"
+           **settings.to_environment_variables(exclude_unset=True)}
+    database = own_database_url(settings)
+    if database is None:
+        database = settings.server.database.connection_url.get_secret_value()  # type: ignore[union-attr]
+    else:
+        (home() / "prefect").mkdir(parents=True, exist_ok=True)
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database
+    # A session of its own: a signal sent to the server's process group (Ctrl-C in a terminal)
+    # leaves it up while the runner drains and pauses its deployments; the server stops it after.
+    process = subprocess.Popen(command(port), env=env, start_new_session=True)
+    api = PrefectApi(url=f"http://{HOST}:{port}/api", database=shown_database(database))
     try:
-        _wait_until_healthy(process, url, timeout)
-        yield url
+        _wait_until_healthy(process, api.url, timeout)
+        yield api
     finally:
         process.terminate()
         try:

@@ -10,7 +10,9 @@ resumed by the sweep (`deployments/recovery.py`), in a thread of this process.
 
 On SIGTERM the server takes no new runs (the REST API answers 503, `/ready` too), lets the runs
 it is running finish for up to `TIERFLOW_SHUTDOWN_GRACE_SECONDS`, then stops what is left, whose
-batches the next server resumes under their lease. A second SIGTERM stops at once.
+batches the next server resumes under their lease. A second SIGTERM stops at once. On its way
+out it pauses the deployments it served, except those another process was serving when it
+started (on a shared Prefect API), whose schedules that process goes on serving.
 """
 
 from __future__ import annotations
@@ -20,12 +22,15 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
-from prefect.exceptions import TerminationSignal
+from prefect.exceptions import ObjectNotFound, TerminationSignal
 from prefect.runner import Runner
 
 from deployments.recovery import Sweeper
@@ -42,6 +47,10 @@ NEW_OR_CHANGED: dict[str, Any] = {"dedup_strategy": "skip"}
 """The scheduled request: for each collection of the DAG, exactly the inputs new or changed for it
 (their content, or the collection's extractor settings), not an object status shared by every
 collection that reads the bucket."""
+
+SERVED_WITHIN = timedelta(seconds=60)
+"""A deployment whose runs someone asked for this recently is being served (Prefect's own
+measure: its API marks a deployment not ready after 60 s without a poll)."""
 
 
 def build_deployments(*, namespace: str, collection: str, cron: str) -> list[RunnerDeployment]:
@@ -66,19 +75,43 @@ def build_deployments(*, namespace: str, collection: str, cron: str) -> list[Run
 class DrainingRunner(Runner):
     """A Prefect runner whose runs start warm (`deployments/warm_starts.py`) and as soon as they are
     created here (`wake`), and whose SIGTERM drains: no new runs, running ones finish within the
-    grace period, then Prefect's own stop (which cancels what is left)."""
+    grace period, then Prefect's own stop (which cancels what is left). On exit it pauses only
+    its own deployments (`own_deployments`), where Prefect's runner pauses every one it served."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+        super().__init__(**{**kwargs, "pause_on_shutdown": False})
         self._draining = False
         self._entrypoints: dict[UUID, str | None] = {}
+        self._own: list[UUID] = []
         self._entered = threading.Event()
         self._wake_falls_back = False
 
     async def aadd_deployment(self, deployment: RunnerDeployment) -> UUID:
+        elsewhere = await served_elsewhere(deployment)
         deployment_id = await super().aadd_deployment(deployment)
         self._entrypoints[deployment_id] = deployment.entrypoint
+        if not elsewhere:
+            self._own.append(deployment_id)
         return deployment_id
+
+    @property
+    def own_deployments(self) -> list[UUID]:
+        """The deployments it pauses on exit: those it created, or found paused or unserved."""
+        return list(self._own)
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        try:
+            await self._pause_own()
+        finally:
+            await super().__aexit__(*exc_info)
+
+    async def _pause_own(self) -> None:
+        """Pause its own deployments, so that their schedules make no runs while nobody serves them."""
+        for deployment_id in self._own:
+            try:
+                await self._client.pause_deployment(deployment_id)
+            except Exception as error:  # stopping goes on; the next start unpauses it anyway
+                log.warning("could not pause deployment %s (%s: %s)", deployment_id, type(error).__name__, error)
 
     async def __aenter__(self) -> DrainingRunner:
         await super().__aenter__()
@@ -148,6 +181,20 @@ class DrainingRunner(Runner):
         return running_processes(self)
 
 
+async def served_elsewhere(deployment: RunnerDeployment) -> bool:
+    """Whether `deployment` is another process's now: it exists, is not paused, and has been polled
+    for runs within `SERVED_WITHIN` (by a runner or a work pool's workers). Serving it too takes
+    its runs; pausing it on exit would stop its schedule under the one that still serves it."""
+    async with get_client() as client:
+        try:
+            found = await client.read_deployment_by_name(f"{deployment.flow_name}/{deployment.name}")
+        except ObjectNotFound:
+            return False
+    polled = found.last_polled
+    return (not found.paused and polled is not None
+            and datetime.now(UTC) - polled < SERVED_WITHIN)
+
+
 def running_processes(runner: Runner) -> int:
     """How many flow-run processes the runner started are still alive (Prefect keeps the count
     on its process manager, thread-safe, for its own webserver; no public accessor on the runner).
@@ -168,8 +215,10 @@ def stop_polling(runner: Runner) -> bool:
     return True
 
 
-def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
-    """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C."""
+def serve_deployments(*, namespace: str, collection: str, cron: str,
+                      announce: Callable[[str], None] | None = None) -> None:
+    """Serve the deployments, sweeping for batches to resume, until SIGTERM (drained) or Ctrl-C;
+    `announce` is told their names once they are registered."""
     start_fork_server()
     report_warm_starts_with(fork_server_ready)
     runner = DrainingRunner(name="tierflow", query_seconds=get_settings().runner_poll_seconds)
@@ -177,8 +226,11 @@ def serve_deployments(*, namespace: str, collection: str, cron: str) -> None:
     wait_for_runner_with(runner.wait_until_entered)
     # Before the runner starts (it installs the same handler then), SIGTERM ends this quietly.
     signal.signal(signal.SIGTERM, runner.handle_sigterm)
-    for deployment in build_deployments(namespace=namespace, collection=collection, cron=cron):
+    deployments = build_deployments(namespace=namespace, collection=collection, cron=cron)
+    for deployment in deployments:
         runner.add_deployment(deployment)
+    if announce is not None:
+        announce(", ".join(f"{d.flow_name}/{d.name}" for d in deployments))
     sweeper, deliverer = Sweeper(), Deliverer()
     sweeper.start()
     deliverer.start()

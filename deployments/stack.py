@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from deployments.prefect_api import local_prefect_api
+from deployments.prefect_api import PrefectApi, local_prefect_api
 from deployments.runs import expect_runner
 from deployments.serve import serve_deployments
 from flows.clients import share_tls_contexts
@@ -26,19 +26,19 @@ from tierflow.process import SERVER_PID_VARIABLE
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
+def prefect_api() -> Iterator[PrefectApi]:
     """The Prefect API to use: `PREFECT_API_URL`, or a local one that dies with this process
     (`deployments/prefect_api.py`), for the duration of the block."""
     url = os.environ.get("PREFECT_API_URL")
     if url:
-        yield url
+        yield PrefectApi(url)
         return
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with local_prefect_api() as local_url:
-        os.environ["PREFECT_API_URL"] = local_url  # inherited by the flow-run processes
-        with temporary_settings({PREFECT_API_URL: local_url}), _seen_by_every_thread():
-            yield local_url
+    with local_prefect_api() as local:
+        os.environ["PREFECT_API_URL"] = local.url  # inherited by the flow-run processes
+        with temporary_settings({PREFECT_API_URL: local.url}), _seen_by_every_thread():
+            yield local
 
 
 @contextmanager
@@ -77,6 +77,16 @@ def run_api_only(*, host: str, port: int, announce: Callable[[str], None]) -> No
     uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning")).run()
 
 
+def run_deployments(*, namespace: str, collection: str, cron: str, announce: Callable[[str], None]) -> None:
+    """`tierflow deployments serve`: the deployments alone, on `PREFECT_API_URL` or a local Prefect
+    API of tierflow's own (as `tierflow serve`'s), until SIGTERM or Ctrl-C; says where it serves
+    once they are registered."""
+    share_tls_contexts()
+    with prefect_api() as prefect:
+        serve_deployments(namespace=namespace, collection=collection, cron=cron,
+                          announce=lambda names: announce(f"serving {names} on Prefect API {prefect}"))
+
+
 def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: str,
               announce: Callable[[str], None]) -> None:
     """Serve the REST API and the deployments until SIGTERM or Ctrl-C; then stop both."""
@@ -88,11 +98,11 @@ def run_stack(*, host: str, port: int, namespace: str, collection: str, cron: st
     # the holder of their batches' leases.
     os.environ[SERVER_PID_VARIABLE] = str(os.getpid())
     os.environ[SERVER_ID_VARIABLE] = holder_name()
-    with prefect_api() as prefect_url:
+    with prefect_api() as prefect:
         server = uvicorn.Server(uvicorn.Config(create_app(), host=host, port=port, log_level="warning"))
         api = threading.Thread(target=server.run, name="tierflow-api", daemon=True)
         api.start()
-        announce(f"tierflow API on http://{host}:{port} (docs: /docs); Prefect API {prefect_url}")
+        announce(f"tierflow API on http://{host}:{port} (docs: /docs); Prefect API {prefect}")
         try:
             serve_deployments(namespace=namespace, collection=collection, cron=cron)
         finally:

@@ -14,9 +14,15 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def home() -> Path:
+    """tierflow's own directory, `~/.tierflow`: where what it keeps on this machine lives by
+    default (the catalog's SQLite file, embedding models, the database of `tierflow serve`'s local
+    Prefect API), apart from Prefect's `~/.prefect`."""
+    return Path.home() / ".tierflow"
+
+
 def _default_database_url() -> str:
-    home = Path.home() / ".tierflow"
-    return f"sqlite:///{home / 'tierflow.db'}"
+    return f"sqlite:///{home() / 'tierflow.db'}"
 
 
 class Settings(BaseSettings):
@@ -183,7 +189,7 @@ class Settings(BaseSettings):
     )
 
     models_dir: str = Field(
-        default=str(Path.home() / ".tierflow" / "models"),
+        default_factory=lambda: str(home() / "models"),
         description="Where embedding models on disk live; an embedding_extractor's model_path names a folder here.",
     )
 

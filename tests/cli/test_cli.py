@@ -249,3 +249,28 @@ def test_text_from_users_is_printed_as_it_is_never_read_as_markup(catalog):
     assert "s3://shared/[/a]/" in storage("list").stdout
     bad_port = storage("grant", "-n", "team-a", "s3://shared", "--endpoint-url", "http://minio:99999")
     assert bad_port.exit_code == 1 and "port from 1 to 65535" in bad_port.stderr
+
+
+def test_importing_the_cli_sets_no_prefect_setting_and_a_command_gives_prefect_time_to_start():
+    # Whoever imports the CLI (a test, a bench script) must keep Prefect's settings as they were;
+    # the `tierflow` command gives the temporary Prefect API it may start two minutes, not 20 s.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    imported = ("import os\nbefore = dict(os.environ)\nimport cli, cli.main, cli.output, cli.progress\n"
+                "from prefect.settings import get_current_settings\n"
+                "print([k for k in os.environ if os.environ[k] != before.get(k)],"
+                " get_current_settings().server.ephemeral.startup_timeout_seconds)")
+    out = subprocess.run([sys.executable, "-c", imported], env=env, cwd=root, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["[]", "20"]
+    command = ("from cli.main import app\napp(['extractors', 'list', '--json'], standalone_mode=False)\n"
+               "from prefect.settings import get_current_settings\n"
+               "print(get_current_settings().server.ephemeral.startup_timeout_seconds)")
+    out = subprocess.run([sys.executable, "-c", command], env=env, cwd=root, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[-1] == "120"

@@ -58,8 +58,8 @@ def test_the_local_prefect_api_of_tierflow_serve_listens_on_loopback_only_and_di
 
     assert prefect_api.HOST == "127.0.0.1"
     script = ("import os, sys; from deployments.prefect_api import local_prefect_api\n"
-              "with local_prefect_api() as url:\n"
-              "    print(url, flush=True); sys.stdin.read()\n")
+              "with local_prefect_api() as api:\n"
+              "    print(api.url, flush=True); sys.stdin.read()\n")
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path)
     parent = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -229,8 +229,8 @@ def test_threads_of_tierflow_serve_talk_to_its_local_prefect_api(tmp_path):
 
     script = ("import threading\nfrom prefect.settings import get_current_settings\n"
               "from deployments.stack import prefect_api\n"
-              "with prefect_api() as url:\n"
-              "    seen = []\n"
+              "with prefect_api() as api:\n"
+              "    url, seen = api.url, []\n"
               "    thread = threading.Thread(target=lambda: seen.append(get_current_settings().api.url))\n"
               "    thread.start(); thread.join()\n"
               "    print(seen == [url], url)\n")
@@ -291,3 +291,115 @@ def test_a_run_handed_to_a_runner_that_has_not_entered_is_left_to_its_polls(capl
     assert [r.getMessage() for r in caplog.records if r.name == log.name] == [
         "Prefect's runner has no _scheduled_run_poller._submit_scheduled_flow_runs or _runs_task_group: runs "
         "created here wait for its next poll"]
+
+
+def test_the_local_prefect_api_keeps_its_database_under_tierflows_home(tmp_path):
+    # Prefect's own home (~/.prefect/prefect.db) is `prefect server start`'s: sharing it, that
+    # server's runs went to tierflow's runner and stopping tierflow paused that server's deployments.
+    import os
+    import subprocess
+    import sys
+
+    script = ("from deployments.stack import prefect_api\n"
+              "with prefect_api() as api:\n"
+              "    print(api)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(HOME=str(tmp_path), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], env=env,
+                         capture_output=True, text=True, timeout=120)
+    database = tmp_path / ".tierflow" / "prefect" / "prefect.db"
+    assert out.stdout.strip().endswith(f"(database {database})"), out.stdout + out.stderr
+    assert database.is_file() and not (tmp_path / ".prefect" / "prefect.db").exists()
+
+
+def test_a_prefect_home_or_database_the_operator_chose_is_the_local_apis(tmp_path, monkeypatch):
+    import os
+
+    from prefect.settings import Settings
+
+    from deployments.prefect_api import own_database_url, shown_database
+
+    for name in [k for k in os.environ if k.startswith("PREFECT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert own_database_url(Settings()) == f"sqlite+aiosqlite:///{tmp_path}/.tierflow/prefect/prefect.db"
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    assert own_database_url(Settings()) is None
+    monkeypatch.delenv("PREFECT_HOME")
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://prefect:secret@db/prefect")
+    assert own_database_url(Settings()) is None
+    assert shown_database("postgresql+asyncpg://prefect:secret@db/prefect") == "postgresql+asyncpg://prefect:***@db/prefect"
+
+
+def test_a_runner_pauses_on_exit_only_the_deployments_nobody_else_serves(prefect_harness):
+    # Prefect's runner pauses every deployment it served: on a shared Prefect API, stopping one
+    # server paused the deployments another process was still serving.
+    import asyncio
+    import time
+    import uuid
+
+    from prefect.client.orchestration import get_client
+
+    from deployments.serve import DrainingRunner
+    from flows.trigger import trigger_collection
+
+    suffix = uuid.uuid4().hex[:8]
+    new, found_paused, served = (trigger_collection.to_deployment(name=f"{kind}-{suffix}")
+                                 for kind in ("new", "found-paused", "served"))
+
+    async def paused_after_exit() -> tuple[dict[str, bool], DrainingRunner, dict[str, uuid.UUID]]:
+        async with get_client() as client:
+            paused_id, served_id = await found_paused.aapply(), await served.aapply()
+            await client.pause_deployment(paused_id)
+            # Another runner serving it asks for its runs, which marks it as polled.
+            await client.get_scheduled_flow_runs_for_deployments([served_id])
+            deadline = time.monotonic() + 30
+            while (await client.read_deployment(served_id)).last_polled is None:
+                assert time.monotonic() < deadline, "the Prefect API never marked the deployment polled"
+                await asyncio.sleep(0.1)
+            runner = DrainingRunner(name="probe-pause")
+            async with runner:
+                ids = {d.name: await runner.aadd_deployment(d) for d in (new, found_paused, served)}
+            return ({name: (await client.read_deployment(i)).paused for name, i in ids.items()}, runner, ids)
+
+    paused, runner, ids = asyncio.run(paused_after_exit())
+    assert paused == {new.name: True, found_paused.name: True, served.name: False}
+    assert runner.own_deployments == [ids[new.name], ids[found_paused.name]]
+
+
+def test_deployments_serve_says_where_it_serves_and_stops_on_sigterm(prefect_harness, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    from tests.utils.http_stack import TIERFLOW
+
+    url = PREFECT_API_URL.value()
+    env = {**os.environ, "PREFECT_API_URL": url, "TIERFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.db'}",
+           "COLUMNS": "300"}
+    server = subprocess.Popen([*TIERFLOW, "deployments", "serve", "--namespace", "north", "--collection", "words"],
+                              env=env, cwd=Path(__file__).parents[2], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(server.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not any(line.startswith("serving ") for line in lines):
+            assert server.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.1)
+        started = next(line for line in lines if line.startswith("serving "))
+        assert started.strip() == ("serving trigger-collection/trigger-collection, trigger-collection/process-pending "
+                                   f"on Prefect API {url}")
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=25) == 0, "".join(lines)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    reader.join(timeout=5)
+    assert "Traceback" not in "".join(lines)
