@@ -20,6 +20,8 @@ from tierflow.catalog.engine import dispose_engines  # noqa: E402
 from tierflow.settings import get_settings  # noqa: E402
 from tierflow.storage import forget_clients  # noqa: E402
 
+pytest_plugins = ["tests.utils.fake_network"]  # its `network` and `listen` fixtures
+
 SERVER_POSTGRES_URL = os.environ.get("TIERFLOW_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", "postgresql"] if SERVER_POSTGRES_URL else ["sqlite"]
 # Each pytest-xdist worker has a catalog database of its own on that server.

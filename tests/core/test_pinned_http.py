@@ -5,12 +5,11 @@ request goes to a checked address with the name kept for `Host`, SNI and the cer
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.utils.fake_network import FakeNetwork, Listener, tls_for
+from tests.utils.fake_network import tls_for
 from tierflow import pinned_http
 
 PUBLIC, OTHER_PUBLIC = "1.2.3.4", "5.6.7.8"
@@ -31,24 +30,6 @@ REFUSED = [
     ("2002:7f00:1::1", "an address embedding 127.0.0.1, a loopback address"),  # 6to4
     ("2002:a00:1::1", "an address embedding 10.0.0.1, a private address"),
 ]
-
-
-@pytest.fixture
-def network(monkeypatch) -> FakeNetwork:
-    return FakeNetwork(monkeypatch)
-
-
-@pytest.fixture
-def listen() -> Iterator[Callable[..., Listener]]:
-    made: list[Listener] = []
-
-    def start(*answers: tuple[int, dict[str, str]], **kwargs) -> Listener:
-        made.append(Listener(*answers, **kwargs))
-        return made[-1]
-
-    yield start
-    for listener in made:
-        listener.close()
 
 
 def _post(client: httpx.Client, url: str) -> httpx.Response:

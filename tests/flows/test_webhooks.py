@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -23,7 +22,6 @@ from tests.utils.factories import (
     text_bucket,
     trigger,
 )
-from tests.utils.fake_network import FakeNetwork, Listener
 from tierflow import webhooks
 from tierflow.catalog import resources
 from tierflow.catalog.engine import open_session
@@ -154,24 +152,6 @@ def test_a_webhook_of_another_namespace_is_not_found(world, tmp_path):
     assert webhooks.list_webhooks(other) == []
     webhooks.delete_webhook(world["namespace_id"], hook["webhook_id"])
     assert webhooks.list_webhooks(world["namespace_id"]) == []
-
-
-@pytest.fixture
-def network(monkeypatch) -> FakeNetwork:
-    return FakeNetwork(monkeypatch)
-
-
-@pytest.fixture
-def listen() -> Iterator[Callable[..., Listener]]:
-    made: list[Listener] = []
-
-    def start(*answers: tuple[int, dict[str, str]]) -> Listener:
-        made.append(Listener(*answers))
-        return made[-1]
-
-    yield start
-    for listener in made:
-        listener.close()
 
 
 def _public_hook(world: dict[str, Any], url: str, monkeypatch) -> dict[str, Any]:

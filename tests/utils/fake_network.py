@@ -14,6 +14,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,23 @@ def tls_for(name: str, directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]
     server.load_cert_chain(cert_file, key_file)
     client = ssl.create_default_context(cafile=str(cert_file))
     return server, client
+
+
+@pytest.fixture
+def network(monkeypatch: pytest.MonkeyPatch) -> FakeNetwork:
+    """The scripted network of one test."""
+    return FakeNetwork(monkeypatch)
+
+
+@pytest.fixture
+def listen() -> Iterator[Callable[..., Listener]]:
+    """Starts loopback listeners (`Listener`'s arguments) and closes them after the test."""
+    made: list[Listener] = []
+
+    def start(*answers: tuple[int, dict[str, str]], **kwargs: Any) -> Listener:
+        made.append(Listener(*answers, **kwargs))
+        return made[-1]
+
+    yield start
+    for listener in made:
+        listener.close()
