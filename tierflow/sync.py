@@ -30,7 +30,7 @@ from tierflow.catalog.engine import open_session
 from tierflow.catalog.excluded import source_scope
 from tierflow.dag import plan_tiers
 from tierflow.deletions import listed_objects
-from tierflow.discovery import check_listing_granted, object_id_for
+from tierflow.discovery import check_listing_granted, entry_facts, object_id_for
 from tierflow.fingerprints import fingerprint
 from tierflow.models.trigger import MAX_OBJECT_IDS, TriggerRequest
 from tierflow.selection import collection_filter
@@ -118,10 +118,9 @@ def _same(entry: dict[str, Any], stored: catalog_objects.ListingFacts) -> bool:
     """Whether a listing entry shows the object as the catalog holds it. A size or time the
     catalog never learnt (an object an S3 event registered) is not a difference."""
     etag, size, modified = stored
-    listed = entry.get("LastModified")
-    return (etag == str(entry.get("ETag", "")).strip('"')
-            and (size is None or size == int(entry.get("Size", 0)))
-            and (modified is None or listed is None or modified == format_timestamp(listed)))
+    listed_etag, listed_size, listed_modified = entry_facts(entry)  # as discovery reads an entry
+    return (etag == listed_etag and (size is None or size == listed_size)
+            and (modified is None or listed_modified is None or modified == listed_modified))
 
 
 def _readers(session: Session, bucket: dict[str, Any]) -> list[dict[str, Any]]:
